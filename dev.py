@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Set up the project's own virtual environment and run its jobs: `demo` and `test`.
+
+Usage (from a fresh clone, with nothing but python3 >= 3.11 and git):
+
+    python3 dev.py demo     # the main job: what the bridge reads from a sample MicroSIP folder
+    python3 dev.py test     # the whole suite: ruff, mypy (linux and win32), pytest
+
+Everything is installed into ./.venv, never globally, so PEP 668 "externally managed" systems are
+fine. Debian's python3 without the python3-venv package has no ensurepip: we then create the venv
+without pip and bootstrap pip from its wheel on PyPI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".microsip-bridge-installed"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def say(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def run(*args: str | Path, check: bool = True, env: dict[str, str] | None = None) -> int:
+    proc = subprocess.run([str(a) for a in args], cwd=ROOT, env=env, check=False)
+    if check and proc.returncode != 0:
+        say(f"failed ({proc.returncode}): {' '.join(str(a) for a in args)}")
+        sys.exit(proc.returncode)
+    return proc.returncode
+
+
+def bootstrap_pip() -> None:
+    """Install pip into a venv that was made without it (no ensurepip on this system)."""
+    say("no ensurepip here: fetching pip's wheel from PyPI")
+    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as resp:
+        meta = json.load(resp)
+    wheel = next(
+        f
+        for f in meta["urls"]
+        if f["packagetype"] == "bdist_wheel" and f["filename"].endswith(".whl")
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / wheel["filename"]
+        with urllib.request.urlopen(wheel["url"], timeout=120) as resp:  # noqa: S310
+            data = resp.read()
+        if hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]:
+            sys.exit("[dev] pip wheel checksum mismatch; refusing to install it")
+        path.write_bytes(data)
+        zipfile.ZipFile(path).testzip()
+        # A wheel is importable as a zip: run pip from its own wheel to install itself.
+        run(PY, str(path / "pip"), "install", "--no-index", "--quiet", str(path))
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any system python
+        sys.exit(f"[dev] python >= 3.11 is needed, this is {sys.version.split()[0]}")
+    if not PY.exists():
+        say(f"creating {VENV.relative_to(ROOT)}")
+        proc = subprocess.run(
+            [sys.executable, "-m", "venv", str(VENV)], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            shutil.rmtree(VENV, ignore_errors=True)
+            run(sys.executable, "-m", "venv", "--without-pip", VENV)
+            bootstrap_pip()
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    say("installing microsip-bridge and its test tools into .venv")
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]")
+    STAMP.write_text(wanted)
+
+
+def venv_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV)
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def demo(args: list[str]) -> int:
+    env = venv_env()
+    sample = ROOT / "samples" / "MicroSIP"
+    env["MICROSIP_BRIDGE_HOME"] = str(ROOT / ".demo-home")
+    tool = str(BIN / "microsip-bridge")
+    steps = [
+        ["doctor", "--microsip", str(sample)],
+        ["history", "--microsip", str(sample), "--limit", "12"],
+        ["contacts", "list", "--microsip", str(sample)],
+        ["hooks", "status", "--microsip", str(sample)],
+    ]
+    for step in steps:
+        print(f"\n$ microsip-bridge {' '.join(step)}", flush=True)
+        rc = run(tool, *step, *args, check=False, env=env)
+        if rc != 0:
+            return rc
+    return 0
+
+
+def test(args: list[str]) -> int:
+    env = venv_env()
+    checks: list[tuple[str, list[str | Path]]] = [
+        ("ruff check", [BIN / "ruff", "check", "src", "tests", "bench", "dev.py"]),
+        ("ruff format", [BIN / "ruff", "format", "--check", "src", "tests", "bench", "dev.py"]),
+        ("mypy (linux)", [PY, "-m", "mypy", "--platform", "linux", "src"]),
+        ("mypy (win32)", [PY, "-m", "mypy", "--platform", "win32", "src"]),
+        ("pytest", [PY, "-m", "pytest", *args]),
+    ]
+    failed: list[str] = []
+    for name, cmd in checks:
+        say(f"--- {name}")
+        rc = run(*cmd, check=False, env=env)
+        if name == "pytest" and rc == 5:
+            say("pytest collected no tests: that is a failure")
+        if rc != 0:
+            failed.append(name)
+    if failed:
+        say(f"FAILED: {', '.join(failed)}")
+        return 1
+    say("all checks passed")
+    return 0
+
+
+def main() -> int:
+    jobs = {"demo": demo, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in jobs:
+        print(__doc__)
+        return 2
+    ensure_venv()
+    return jobs[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

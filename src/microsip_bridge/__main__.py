@@ -1,0 +1,5 @@
+"""`python -m microsip_bridge` runs the command-line interface."""
+
+from microsip_bridge.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""The error types that every layer raises: each says what went wrong and where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BridgeError(Exception):
+    """A failure to report to the user in one line: what, and where (file, line or key).
+
+    The CLI prints ``str(error)`` without a traceback (unless ``--debug``) and exits non-zero.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, path: str | Path | None = None, where: str | None = None):
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.where = where
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        place = ""
+        if self.path is not None:
+            place = str(self.path)
+            if self.where:
+                place += f", {self.where}"
+        elif self.where:
+            place = self.where
+        return f"{place}: {self.message}" if place else self.message
+
+
+class FileFormatError(BridgeError):
+    """A file is damaged or not in the format we expected (an ini, Contacts.xml, CSV, vCard...)."""
+
+
+class UnsafeInputError(BridgeError):
+    """Input that could hurt us (entity expansion, a huge file, control characters) was refused."""
+
+
+class MicroSIPRunningError(BridgeError):
+    """A write was refused because MicroSIP is running and would overwrite it (facts §3.2)."""
+
+    exit_code = 3
+
+
+class CommandError(BridgeError):
+    """A MicroSIP command string could not be built: bad number, forbidden verb, wrong version."""
+
+
+class NotFoundError(BridgeError):
+    """A MicroSIP file or folder that was asked for does not exist."""
+
+    exit_code = 4

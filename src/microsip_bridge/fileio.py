@@ -1,0 +1,97 @@
+"""Atomic file writes with timestamped backups: a failed write never leaves a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from microsip_bridge.errors import BridgeError
+
+DEFAULT_BACKUPS = 5
+BACKUP_DIR = "bridge-backups"
+_STAMP = re.compile(r"\.\d{8}-\d{6}-\d{6}\.bak$")
+
+
+def backup_dir(path: Path) -> Path:
+    """Backups live in a folder beside the file, so they are found where the file is."""
+    return path.parent / BACKUP_DIR
+
+
+def list_backups(path: Path) -> list[Path]:
+    """The backups of ``path``, oldest first (their names sort by time)."""
+    folder = backup_dir(path)
+    if not folder.is_dir():
+        return []
+    prefix = path.name + "."
+    return sorted(
+        p for p in folder.iterdir() if p.name.startswith(prefix) and _STAMP.search(p.name)
+    )
+
+
+def make_backup(path: Path, keep: int = DEFAULT_BACKUPS) -> Path | None:
+    """Copy the current file into the backup folder and prune to the newest ``keep``."""
+    if keep <= 0 or not path.exists():
+        return None
+    folder = backup_dir(path)
+    folder.mkdir(exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    target = folder / f"{path.name}.{stamp}.bak"
+    n = 1
+    while target.exists():  # two writes in the same microsecond: keep both
+        target = folder / f"{path.name}.{stamp}{n}.bak"
+        n += 1
+    shutil.copy2(path, target)
+    for old in list_backups(path)[:-keep]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return  # Windows has no directory fsync; MoveFileEx with REPLACE_EXISTING is enough
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, backups: int = DEFAULT_BACKUPS) -> Path | None:
+    """Replace ``path`` with ``data`` atomically: temp file, fsync, rename.
+
+    The previous file, if any, is first copied to the backup folder (the newest ``backups`` are
+    kept). Returns the backup's path. On any failure the original file is untouched.
+    """
+    path = Path(path)
+    folder = path.parent
+    try:
+        backup = make_backup(path, backups)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise BridgeError(f"cannot write: {exc.strerror or exc}", path=path) from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            with contextlib.suppress(OSError):
+                shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+        _fsync_dir(folder)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise BridgeError(f"cannot write: {exc.strerror or exc}", path=path) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return backup

@@ -1,0 +1,120 @@
+"""One MicroSIP contact: the 17 attributes of Contacts.xml in MicroSIP 3.22's order (facts §4.2)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# The attribute names MicroSIP 3.22 writes, in the order it writes them (facts §4.2). 3.20 lacks
+# "starred"; 3.19 writes only number, name, presence, directory.
+TEXT_FIELDS: tuple[str, ...] = (
+    "name",
+    "number",
+    "firstname",
+    "lastname",
+    "phone",
+    "mobile",
+    "email",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "comment",
+    "id",
+    "info",
+)
+FLAG_FIELDS: tuple[str, ...] = ("presence", "starred", "directory")
+ATTRIBUTES: tuple[str, ...] = TEXT_FIELDS + FLAG_FIELDS
+# The numbers a contact can carry, in the order MicroSIP falls back on them (facts §4.2).
+NUMBER_FIELDS: tuple[str, ...] = ("number", "phone", "mobile")
+
+
+def parse_flag(value: str) -> bool:
+    """MicroSIP's flags are "1" or "0"; anything but "1" (empty included) reads as off."""
+    return value.strip() == "1"
+
+
+@dataclass(slots=True)
+class Contact:
+    """A contact as MicroSIP stores it. Text fields hold MicroSIP's strings verbatim.
+
+    ``extra`` keeps attributes MicroSIP does not know (a newer version's, another tool's), in
+    file order, so that a load and save never loses them.
+    """
+
+    name: str = ""
+    number: str = ""
+    firstname: str = ""
+    lastname: str = ""
+    phone: str = ""
+    mobile: str = ""
+    email: str = ""
+    address: str = ""
+    city: str = ""
+    state: str = ""
+    zip: str = ""
+    comment: str = ""
+    id: str = ""
+    info: str = ""
+    presence: bool = False
+    starred: bool = False
+    directory: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, str]) -> Contact:
+        """Build from attribute strings; names are matched exactly, as CMarkup does."""
+        known: dict[str, object] = {}
+        extra: dict[str, str] = {}
+        for key, value in attrs.items():
+            if key in TEXT_FIELDS:
+                known[key] = value
+            elif key in FLAG_FIELDS:
+                known[key] = parse_flag(value)
+            else:
+                extra[key] = value
+        return cls(**known, extra=extra)  # type: ignore[arg-type]
+
+    def attributes(self) -> dict[str, str]:
+        """Attribute strings in MicroSIP's order, flags as "0"/"1", then the unknown ones."""
+        out = {name: getattr(self, name) for name in TEXT_FIELDS}
+        out.update({name: "1" if getattr(self, name) else "0" for name in FLAG_FIELDS})
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+    @property
+    def dial_number(self) -> str:
+        """The number MicroSIP dials: ``number``, else ``phone``, else ``mobile`` (facts §4.2)."""
+        for name in NUMBER_FIELDS:
+            value: str = getattr(self, name)
+            if value:
+                return value
+        return ""
+
+    @property
+    def display_name(self) -> str:
+        """The name MicroSIP shows: ``name``, else first + last name, else the number
+        (``ContactPrepare``, facts §4.2)."""
+        if self.name:
+            return self.name
+        full = f"{self.firstname} {self.lastname}".strip()
+        return full or self.dial_number
+
+    def numbers(self) -> list[str]:
+        """Every non-empty number the contact carries, without repeats."""
+        seen: list[str] = []
+        for name in NUMBER_FIELDS:
+            value: str = getattr(self, name)
+            if value and value not in seen:
+                seen.append(value)
+        return seen
+
+    def merge_key(self) -> tuple[str, str]:
+        """MicroSIP merges an imported row into a contact with the same number *and* name
+        (``ContactsAdd``, facts §4.5)."""
+        return (self.dial_number, self.display_name)
+
+    def replace(self, **changes: object) -> Contact:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
