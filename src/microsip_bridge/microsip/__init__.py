@@ -1,0 +1,1 @@
+"""MicroSIP's own files and command grammar, exactly as MicroSIP's source behaves (the library)."""

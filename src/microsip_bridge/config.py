@@ -1,0 +1,108 @@
+"""The bridge's settings: each declared once, with its default and help, read from config.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from microsip_bridge.errors import BridgeError, FileFormatError
+from microsip_bridge.hook import bridge_home
+
+CONFIG_NAME = "config.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: the README's table and ``microsip-bridge config`` are generated from these."""
+
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "microsip",
+        "",
+        "MicroSIP's exe or folder, used when a command gets no --microsip, --ini or MICROSIP_INI.",
+    ),
+    Setting(
+        "backups",
+        5,
+        "How many timestamped backups of microsip.ini and Contacts.xml to keep on each write.",
+    ),
+    Setting(
+        "max_file_mb",
+        64,
+        "Largest Contacts.xml or import file read, in MiB; bigger files are refused, not loaded.",
+    ),
+    Setting(
+        "hook_program",
+        "",
+        "The microsip-bridge-hook program that `hooks install` writes into microsip.ini; "
+        "empty means the one installed beside this microsip-bridge.",
+    ),
+)
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+
+def config_path(home: Path | None = None) -> Path:
+    return (home or bridge_home()) / CONFIG_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Setting values, with where each came from ("default" or the config file)."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    path: Path
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def backups(self) -> int:
+        return int(self.values["backups"])
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.values["max_file_mb"]) * 1024 * 1024
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read config.toml (a missing file means all defaults); unknown or mistyped settings are
+    errors that name the file and the setting."""
+    path = path or config_path()
+    values = dict(DEFAULTS)
+    sources = {name: "default" for name in DEFAULTS}
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config(values, sources, path)
+    except OSError as exc:
+        raise BridgeError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"not valid TOML: {exc}", path=path) from exc
+    for name, value in data.items():
+        if name not in DEFAULTS:
+            known = ", ".join(DEFAULTS)
+            raise FileFormatError(f"unknown setting {name!r} (known: {known})", path=path)
+        expected = type(DEFAULTS[name])
+        if type(value) is not expected:
+            raise FileFormatError(
+                f"{name} must be a {expected.__name__}, not {type(value).__name__}", path=path
+            )
+        if expected is int and value < 0:
+            raise FileFormatError(f"{name} must not be negative", path=path)
+        values[name] = value
+        sources[name] = str(path)
+    return Config(values, sources, path)
