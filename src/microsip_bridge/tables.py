@@ -1,43 +1,68 @@
-"""Plain-text tables for people: aligned columns, no dependency, never used by scripts."""
+"""Plain-text tables for people: aligned on terminal columns, no dependency, not for scripts."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+
+_BREAKS = re.compile("\r\n|[\r\n\t]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def _width(text: str) -> int:
-    """Columns a string takes in a terminal: wide East Asian characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: East Asian wide characters count 2, combining marks 0."""
+    if text.isascii():
+        return len(text)
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
+    """A value as one table cell: a line break or tab would tear the table apart, another
+    control character would move the cursor."""
     text = "" if value is None else str(value)
-    # A line break or tab inside a cell would tear the table apart.
-    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    text = _BREAKS.sub(" ", text)
+    return _CONTROL.sub("\ufffd", text) if _CONTROL.search(text) else text
+
+
+def _cut(text: str, limit: int) -> str:
+    if display_width(text) <= limit:
+        return text
+    while display_width(text) > limit - 1:
+        text = text[:-1]
+    return text + "…"
 
 
 def format_table(
-    headers: Sequence[str], rows: Sequence[Sequence[object]], *, max_width: int = 40
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    right: Collection[int] = (),
+    max_width: int | None = None,
 ) -> str:
-    """Left-aligned columns separated by two spaces; long cells are cut with an ellipsis."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    """Columns separated by two spaces under a header and a rule; columns in ``right`` are
+    right-aligned (numbers read best so); cells wider than ``max_width`` are cut with "…".
+    No line end after the last line."""
+    cells = [[cell(v) for v in row] for row in rows]
+    if max_width is not None:
+        cells = [[_cut(text, max_width) for text in row] for row in cells]
+    widths = [display_width(h) for h in headers]
     for row in cells:
         for i, text in enumerate(row):
-            if _width(text) > max_width:
-                cut = text
-                while _width(cut) > max_width - 1:
-                    cut = cut[:-1]
-                row[i] = cut + "…"
-    widths = [_width(h) for h in headers]
-    for row in cells:
-        for i, text in enumerate(row):
-            widths[i] = max(widths[i], _width(text))
+            widths[i] = max(widths[i], display_width(text))
 
     def line(values: Sequence[str]) -> str:
-        parts = [v + " " * (widths[i] - _width(v)) for i, v in enumerate(values)]
+        parts = []
+        for i, value in enumerate(values):
+            pad = " " * (widths[i] - display_width(value))
+            parts.append(pad + value if i in right else value + pad)
         return "  ".join(parts).rstrip()
 
     out = [line(list(headers)), line(["-" * w for w in widths])]
     out.extend(line(row) for row in cells)
-    return "\n".join(out) + "\n"
+    return "\n".join(out)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,23 +165,15 @@ def _parse_line(text: str, eol: str) -> Line:
     return Line(text, eol, LineKind.KEY, name=text[:eq].strip(), value_at=value_at)
 
 
+_LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n|\Z)")
+
+
 def split_lines(text: str) -> list[tuple[str, str]]:
     """Split at CRLF, LF or CR only (``str.splitlines`` also splits at \\x0b, \\x1c, U+2028...)."""
-    out: list[tuple[str, str]] = []
-    start = 0
-    n = len(text)
-    i = 0
-    while i < n:
-        ch = text[i]
-        if ch == "\n" or ch == "\r":
-            eol = "\r\n" if ch == "\r" and i + 1 < n and text[i + 1] == "\n" else ch
-            out.append((text[start:i], eol))
-            i += len(eol)
-            start = i
-        else:
-            i += 1
-    if start < n:
-        out.append((text[start:], ""))
+    out: list[tuple[str, str]] = _LINE.findall(text)
+    # The pattern also matches the empty string at the very end: that is not a line.
+    if out and out[-1] == ("", ""):
+        out.pop()
     return out
 
 
