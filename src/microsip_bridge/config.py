@@ -81,7 +81,7 @@ def load_config(path: Path | None = None) -> Config:
     errors that name the file and the setting."""
     path = path or config_path()
     values = dict(DEFAULTS)
-    sources = {name: "default" for name in DEFAULTS}
+    sources = dict.fromkeys(DEFAULTS, "default")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -1,0 +1,121 @@
+"""What the commands share: the options that find MicroSIP's files, output, and writing guards."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from microsip_bridge.config import Config
+    from microsip_bridge.microsip.locate import MicroSIPLocation
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    """Per-run state hung on the Click context."""
+
+    debug: bool = False
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from microsip_bridge.config import load_config
+
+            self._config = load_config()
+        return self._config
+
+
+def state() -> State:
+    return click.get_current_context().ensure_object(State)
+
+
+PATH = click.Path(path_type=Path, dir_okay=True)
+
+
+def location_options(func: F) -> F:
+    """--microsip / --ini / --contacts: where MicroSIP's files are (facts §3.1)."""
+    func = click.option(
+        "--contacts",
+        "contacts_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Contacts.xml to use (default: the one beside the ini).",
+    )(func)
+    func = click.option(
+        "--ini",
+        "ini_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="MICROSIP_INI",
+        show_envvar=True,
+        help="microsip.ini to use.",
+    )(func)
+    return click.option(
+        "--microsip",
+        "microsip_path",
+        type=PATH,
+        help="MicroSIP's exe or folder; its ini is found the way MicroSIP finds it.",
+    )(func)
+
+
+def locate_files(
+    microsip_path: Path | None, ini_path: Path | None, contacts_path: Path | None
+) -> MicroSIPLocation:
+    from microsip_bridge.microsip.locate import locate
+
+    configured = state().config["microsip"]
+    if microsip_path is None and ini_path is None and configured:
+        microsip_path = Path(configured)
+    return locate(microsip=microsip_path, ini=ini_path, contacts=contacts_path)
+
+
+def force_option(func: F) -> F:
+    return click.option(
+        "--force",
+        is_flag=True,
+        help="Write even while MicroSIP runs (it may overwrite the change when it exits).",
+    )(func)
+
+
+def dry_run_option(func: F) -> F:
+    return click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")(
+        func
+    )
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Write to this file (atomically) instead of standard output.",
+    )(func)
+
+
+def emit(data: str | bytes, output: Path | None) -> None:
+    """Print the result, or write it to ``output`` atomically (no half-written export)."""
+    if output is not None:
+        from microsip_bridge.fileio import atomic_write
+
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        atomic_write(output, payload, backups=0)
+        click.echo(f"wrote {output}", err=True)
+        return
+    if isinstance(data, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        click.echo(data, nl=not data.endswith("\n"))
+
+
+def microsip_running(ini: Path) -> bool | None:
+    from microsip_bridge.microsip.process import microsip_running as running
+
+    return running(ini)

@@ -1,0 +1,179 @@
+"""`microsip-bridge hooks`: point MicroSIP's eight cmd* keys at our hook, check them, undo it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from microsip_bridge.cli._common import (
+    dry_run_option,
+    force_option,
+    locate_files,
+    location_options,
+    microsip_running,
+    state,
+)
+
+if TYPE_CHECKING:
+    from microsip_bridge.microsip.hooks import HookPlan
+
+
+@click.group()
+def hooks() -> None:
+    """Install, check and remove the hooks through which MicroSIP reports call events.
+
+    MicroSIP runs a program on each call event, named by eight cmd* keys in microsip.ini
+    (cmdOutgoingCall ... cmdCallEnd). `install` points them at microsip-bridge-hook; commands you
+    had there are saved and put back by `uninstall`. MicroSIP must be closed while they change.
+    """
+
+
+def _program(program: Path | None) -> Path:
+    from microsip_bridge.microsip.hooks import default_hook_program
+
+    configured = state().config["hook_program"]
+    return default_hook_program(program or (Path(configured) if configured else None))
+
+
+def _print_plan(plan: HookPlan, dry_run: bool) -> None:
+    from microsip_bridge.tables import format_table
+
+    rows = [
+        (c.key, c.action.value, c.new if c.new is not None else "(removed)") for c in plan.changes
+    ]
+    click.echo(format_table(["key", "action", "value"], rows, max_width=80))
+    if dry_run:
+        click.echo("dry run: nothing written")
+    elif not plan.changes_ini:
+        click.echo("nothing to change")
+
+
+def _apply(plan: HookPlan, doc: object, ini: Path, dry_run: bool, force: bool) -> None:
+    from microsip_bridge.microsip.inifile import IniDocument
+
+    assert isinstance(doc, IniDocument)
+    _print_plan(plan, dry_run)
+    if dry_run or not plan.changes_ini:
+        if not dry_run:
+            plan.commit()
+        return
+    backup = doc.save(
+        backups=state().config.backups, microsip_running=microsip_running(ini), force=force
+    )
+    plan.commit()  # only after the ini is safely written: a failed write loses nothing
+    click.echo(f"wrote {ini}" + (f" (backup: {backup})" if backup else ""))
+
+
+@hooks.command()
+@location_options
+@click.option(
+    "--program",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The hook program to install (default: the microsip-bridge-hook installed with this "
+    "bridge, or the hook_program setting).",
+)
+@dry_run_option
+@force_option
+def install(
+    microsip_path: Path | None,
+    ini_path: Path | None,
+    contacts_path: Path | None,
+    program: Path | None,
+    dry_run: bool,
+    force: bool,
+) -> None:
+    """Point all eight cmd* keys at microsip-bridge-hook (idempotent).
+
+    Each value is at most 255 characters, quotes only the program path, and never runs a shell
+    (facts §2.3, §2.6). Someone else's command in a key is saved first.
+
+    \b
+    Example:
+        microsip-bridge hooks install --dry-run
+    """
+    from microsip_bridge.microsip.hooks import SavedHooks, install_hooks
+    from microsip_bridge.microsip.inifile import IniDocument
+
+    location = locate_files(microsip_path, ini_path, contacts_path)
+    hook = _program(program)
+    doc = IniDocument.load(location.ini)
+    plan = install_hooks(doc, hook, SavedHooks())
+    _apply(plan, doc, location.ini, dry_run, force)
+
+
+@hooks.command()
+@location_options
+@dry_run_option
+@force_option
+def uninstall(
+    microsip_path: Path | None,
+    ini_path: Path | None,
+    contacts_path: Path | None,
+    dry_run: bool,
+    force: bool,
+) -> None:
+    """Remove our hooks and put back the commands that install saved.
+
+    \b
+    Example:
+        microsip-bridge hooks uninstall
+    """
+    from microsip_bridge.microsip.hooks import SavedHooks, uninstall_hooks
+    from microsip_bridge.microsip.inifile import IniDocument
+
+    location = locate_files(microsip_path, ini_path, contacts_path)
+    doc = IniDocument.load(location.ini)
+    plan = uninstall_hooks(doc, SavedHooks())
+    _apply(plan, doc, location.ini, dry_run, force)
+
+
+@hooks.command()
+@location_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def status(
+    microsip_path: Path | None, ini_path: Path | None, contacts_path: Path | None, fmt: str
+) -> int:
+    """Show each cmd* key as ours, someone else's (foreign), missing or damaged.
+
+    Exits 1 when a key is damaged. Each value is checked by splitting it as Windows'
+    CommandLineToArgvW does and comparing the argv MicroSIP would pass.
+
+    \b
+    Example:
+        microsip-bridge hooks status --format json
+    """
+    from microsip_bridge.microsip.hooks import HookState, SavedHooks, hooks_status
+    from microsip_bridge.microsip.inifile import IniDocument
+    from microsip_bridge.tables import format_table
+
+    location = locate_files(microsip_path, ini_path, contacts_path)
+    doc = IniDocument.load(location.ini)
+    try:
+        program: Path | None = _program(None)
+    except Exception:  # status still classifies when our program is not installed here
+        program = None
+    states = hooks_status(doc, program)
+    saved = SavedHooks().entries(location.ini)
+    if fmt == "json":
+        rows = [
+            {
+                "event": s.event.value,
+                "key": s.key,
+                "state": s.state.value,
+                "value": s.raw,
+                "argv": list(s.argv),
+                "detail": s.reason,
+                "saved": saved[s.key].value if s.key in saved else None,
+            }
+            for s in states
+        ]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        table = [(s.key, s.state.value, s.reason) for s in states]
+        click.echo(format_table(["key", "state", "detail"], table, max_width=80))
+        if saved:
+            click.echo(f"{len(saved)} of your own commands are saved for `hooks uninstall`.")
+    return 1 if any(s.state is HookState.DAMAGED for s in states) else 0
