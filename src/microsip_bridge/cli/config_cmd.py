@@ -41,5 +41,10 @@ def show(fmt: str) -> None:
 
 @config.command("path")
 def path() -> None:
-    """Print the path of config.toml (it need not exist: defaults apply)."""
+    """Print the path of config.toml (it need not exist: defaults apply).
+
+    \b
+    Example:
+        microsip-bridge config path
+    """
     click.echo(str(state().config.path))
