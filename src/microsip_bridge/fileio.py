@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from microsip_bridge.errors import BridgeError
+from microsip_bridge.errors import BridgeError, NotFoundError, UnsafeInputError
 
 DEFAULT_BACKUPS = 5
 BACKUP_DIR = "bridge-backups"
@@ -95,3 +95,27 @@ def atomic_write(path: Path, data: bytes, *, backups: int = DEFAULT_BACKUPS) -> 
             tmp.unlink()
         raise
     return backup
+
+
+def read_limited(path: Path, max_bytes: int, what: str = "file") -> bytes:
+    """Read a whole file, refusing one larger than ``max_bytes`` before reading it: a damaged or
+    hostile file must not take the memory with it. Errors name the file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UnsafeInputError(
+                f"is {size:,} bytes, over the limit of {max_bytes:,} for a {what}", path=path
+            )
+        with path.open("rb") as fh:
+            # A pipe or device reports size 0: read one byte past the limit to catch it.
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError as exc:
+        raise NotFoundError("no such file", path=path) from exc
+    except IsADirectoryError as exc:
+        raise NotFoundError(f"is a folder, not a {what}", path=path) from exc
+    except OSError as exc:
+        raise BridgeError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    if len(data) > max_bytes:
+        raise UnsafeInputError(f"is over the limit of {max_bytes:,} bytes for a {what}", path=path)
+    return data

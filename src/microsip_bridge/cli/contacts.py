@@ -173,7 +173,8 @@ def read_import(
     path: Path, fmt: str, *, encoding: str | None, delimiter: str | None
 ) -> ImportResult:
     """Read a file to import; ``fmt`` "auto" goes by its extension."""
-    from microsip_bridge.errors import BridgeError, UnsafeInputError
+    from microsip_bridge.errors import BridgeError
+    from microsip_bridge.fileio import read_limited
 
     if fmt == "auto":
         fmt = _BY_SUFFIX.get(path.suffix.lower(), "")
@@ -182,16 +183,7 @@ def read_import(
                 "cannot tell the format from the file name; pass --format csv|vcf|json|xml",
                 path=path,
             )
-    limit = state().config.max_bytes
-    try:
-        size = path.stat().st_size
-        if size > limit:
-            raise UnsafeInputError(f"is {size:,} bytes, over the limit of {limit:,}", path=path)
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise BridgeError("no such file", path=path) from exc
-    except OSError as exc:
-        raise BridgeError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    data = read_limited(path, state().config.max_bytes, "contacts file")
     try:
         return _import(data, fmt, encoding=encoding, delimiter=delimiter, path=path)
     except BridgeError as exc:

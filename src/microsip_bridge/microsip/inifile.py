@@ -33,9 +33,8 @@ from microsip_bridge.errors import (
     BridgeError,
     FileFormatError,
     MicroSIPRunningError,
-    NotFoundError,
 )
-from microsip_bridge.fileio import DEFAULT_BACKUPS, atomic_write
+from microsip_bridge.fileio import DEFAULT_BACKUPS, atomic_write, read_limited
 
 # microsip.ini holds at most 1000 call entries and a few hundred settings: a few hundred KB. Refuse
 # anything absurdly larger before reading it into memory.
@@ -224,21 +223,7 @@ class IniDocument:
     @classmethod
     def load(cls, path: Path | str) -> IniDocument:
         path = Path(path)
-        try:
-            size = path.stat().st_size
-            if size > MAX_INI_BYTES:
-                raise FileFormatError(
-                    f"is {size:,} bytes; an ini file is never that big (limit {MAX_INI_BYTES:,})",
-                    path=path,
-                )
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise NotFoundError("no such file", path=path) from exc
-        except IsADirectoryError as exc:
-            raise NotFoundError("is a folder, not an ini file", path=path) from exc
-        except OSError as exc:
-            raise BridgeError(f"cannot read: {exc.strerror or exc}", path=path) from exc
-        return cls.from_bytes(data, path)
+        return cls.from_bytes(read_limited(path, MAX_INI_BYTES, "microsip.ini"), path)
 
     @classmethod
     def new(cls, path: Path | None = None) -> IniDocument:

@@ -1,0 +1,254 @@
+"""What every contacts importer shares: result and report types, ContactPrepare, number slots.
+
+The importers (MicroSIP CSV, vCard, JSON) turn foreign records into :class:`Contact` objects the
+way MicroSIP's own import does (facts §4.5), and never drop a phone number silently: a number that
+does not fit into the three number fields is named in the report, as are skipped records and any
+text we had to change.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from microsip_bridge.errors import FileFormatError, UnsafeInputError
+from microsip_bridge.microsip.contact import ATTRIBUTES, NUMBER_FIELDS, Contact
+from microsip_bridge.microsip.contacts_xml import find_unstorable, prepared_name, sanitize_text
+
+# A contacts export of a few hundred thousand people is a few tens of MB; anything far larger is
+# not a contacts file, and reading it whole into memory would only hurt.
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
+# Every field a merge may overwrite: the 17 attributes plus the unknown ones kept in ``extra``.
+ALL_FIELDS: frozenset[str] = frozenset((*ATTRIBUTES, "extra"))
+
+
+@dataclass(frozen=True, slots=True)
+class ImportNote:
+    """One line of an import's report: where in the source, and what happened there."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """The contacts read from a foreign file, and the report of what could not be taken as is.
+
+    ``fields`` names the contact fields the source carries (a CSV's mapped columns, say). A merge
+    overwrites only those in an existing contact, as MicroSIP's ``ContactsAdd`` updates only the
+    columns the file has (facts §4.5).
+    """
+
+    contacts: list[Contact] = field(default_factory=list)
+    report: list[ImportNote] = field(default_factory=list)
+    fields: frozenset[str] = ALL_FIELDS
+
+    def note(self, where: str, message: str) -> None:
+        self.report.append(ImportNote(where, message))
+
+
+def check_size(data: bytes | str, what: str = "the file") -> None:
+    """Refuse input too large to be a contacts file before any parsing work."""
+    size = len(data)
+    if size > MAX_IMPORT_BYTES:
+        raise UnsafeInputError(
+            f"{what} is {size} bytes; contact imports are limited to {MAX_IMPORT_BYTES} bytes"
+        )
+
+
+def prepared_key(contact: Contact) -> tuple[str, str]:
+    """The (number, name) pair MicroSIP matches on, as after ``ContactPrepare`` (facts §4.2)."""
+    return contact.dial_number, prepared_name(contact)
+
+
+def prepare(contact: Contact) -> Contact | None:
+    """MicroSIP's ``ContactPrepare`` (facts §4.2): ``number`` falls back to ``phone`` then
+    ``mobile`` (copied, so the number also stays in its own field), an empty name is built from
+    first and last name, else set to the number. ``None`` when the contact has no number at all:
+    MicroSIP drops such rows."""
+    number, name = prepared_key(contact)
+    if not number:
+        return None
+    if number == contact.number and name == contact.name:
+        return contact
+    return contact.replace(number=number, name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class NumberCandidate:
+    """A phone number found in a source record, waiting for one of the contact's number fields.
+
+    ``slot`` is the field its type asks for (``None``: any free one); ``low`` marks fax and pager
+    numbers, which only take a field left over after every voice number.
+    """
+
+    value: str
+    where: str
+    label: str
+    slot: str | None = None
+    low: bool = False
+
+
+def place_numbers(
+    contact: Contact, candidates: Sequence[NumberCandidate], result: ImportResult
+) -> Contact:
+    """Put numbers into the contact's free number fields; report those that find no room.
+
+    First each candidate with a ``slot`` takes that field if it is still empty (the same value
+    may then sit in two fields, as MicroSIP's own copy of ``phone`` into ``number`` does). The
+    rest, voice numbers before fax and pager, fill the free fields in MicroSIP's fallback order
+    number → phone → mobile, skipping values the contact already holds. Whatever is left is
+    named in the report, so no number disappears silently.
+    """
+    values = {name: str(getattr(contact, name)) for name in NUMBER_FIELDS}
+    waiting: list[NumberCandidate] = []
+    for cand in candidates:
+        if cand.slot is not None and not values[cand.slot]:
+            values[cand.slot] = cand.value
+        else:
+            waiting.append(cand)
+    left: set[int] = set()
+    # Voice numbers first; sorted() is stable, so file order holds within each group.
+    for position, cand in sorted(enumerate(waiting), key=lambda item: item[1].low):
+        if cand.value in values.values():
+            continue
+        free = next((name for name in NUMBER_FIELDS if not values[name]), None)
+        if free is None:
+            left.add(position)
+        else:
+            values[free] = cand.value
+    for position in sorted(left):
+        cand = waiting[position]
+        result.note(
+            cand.where,
+            f"number {cand.value!r} ({cand.label}) not imported: "
+            "the number, phone and mobile fields are all in use",
+        )
+    return contact.replace(**values)
+
+
+def finish(contact: Contact, result: ImportResult, where: str, *, fallback_name: str = "") -> None:
+    """Apply ``ContactPrepare`` and add the contact, or report it as skipped for want of a
+    number. ``fallback_name`` (an organisation, say) is used before MicroSIP's number-as-name."""
+    if not contact.name and not prepared_name(contact.replace(number="", phone="", mobile="")):
+        contact = contact.replace(name=fallback_name)
+    prepared = prepare(contact)
+    if prepared is None:
+        label = contact.name or contact.email or "(no name)"
+        result.note(where, f"{label!r} has no phone number; skipped")
+        return
+    result.contacts.append(prepared)
+
+
+def clean_text(value: str, result: ImportResult, where: str | Callable[[], str]) -> str:
+    """Replace what Contacts.xml cannot store (NUL, other C0 controls but tab/LF/CR, U+FFFE,
+    U+FFFF, lone surrogates) with spaces, and say so in the report. ``where`` may be a function,
+    called only when there is something to report."""
+    bad = find_unstorable(value)
+    if not bad:
+        return value
+    chars = ", ".join(sorted({f"U+{ord(ch):04X}" for _, ch in bad}))
+    result.note(
+        where if isinstance(where, str) else where(),
+        f"control characters ({chars}) replaced with spaces",
+    )
+    return sanitize_text(value)
+
+
+# BOMs in the order they must be tested: UTF-32LE's starts with UTF-16LE's.
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+FALLBACK_ENCODING = "cp1252"
+
+
+def decode_text(
+    data: bytes, result: ImportResult, *, encoding: str | None = None, what: str = "file"
+) -> str:
+    """Decode a whole text file: the BOM's encoding if it has one, else UTF-8, else Windows-1252
+    (what a Windows "ANSI" export is in Western locales), noted in the report. UTF-16 without a
+    BOM is recognised by its zero bytes. ``encoding`` overrides all guessing.
+    """
+    if encoding is not None:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(
+                f"not valid {encoding} (byte {exc.start}: {data[exc.start : exc.start + 1]!r})",
+                where=what,
+            ) from None
+        except (LookupError, ValueError):
+            # Unknown names, and codecs that are not bytes-to-text ("rot13", "hex"), land here.
+            raise FileFormatError(f"cannot read text as {encoding!r}", where=what) from None
+        # Whatever the codec, a BOM decodes to U+FEFF: drop it rather than glue it to a header.
+        return text.removeprefix("\ufeff")
+    bom = detect_bom(data)
+    if bom is not None:
+        name, size = bom
+        try:
+            return data[size:].decode(name)
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(
+                f"starts with a {name} byte-order mark but is not valid {name} "
+                f"(byte {exc.start + size})",
+                where=what,
+            ) from None
+    guessed = guess_bomless_utf16(data)
+    if guessed is not None:
+        try:
+            text = data.decode(guessed)
+        except UnicodeDecodeError:
+            pass
+        else:
+            result.note(what, f"no byte-order mark; read as {guessed.upper()}")
+            return text
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        result.note(
+            what,
+            f"not valid UTF-8 (byte {exc.start}); read as Windows-1252, "
+            "give the encoding if names look wrong",
+        )
+        return data.decode(FALLBACK_ENCODING, errors="replace")
+
+
+def detect_bom(data: bytes) -> tuple[str, int] | None:
+    """The codec named by the data's byte-order mark, and the mark's length."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return name, len(bom)
+    return None
+
+
+def guess_bomless_utf16(data: bytes) -> str | None:
+    """UTF-16 text without a BOM has a zero byte in every other position for Latin text."""
+    sample = data[:4096]
+    if len(sample) < 4 or len(sample) % 2:
+        return None
+    even_zeros = sample[0::2].count(0)
+    odd_zeros = sample[1::2].count(0)
+    half = len(sample) // 2
+    if odd_zeros > 0.6 * half and even_zeros < 0.1 * half:
+        return "utf-16-le"
+    if even_zeros > 0.6 * half and odd_zeros < 0.1 * half:
+        return "utf-16-be"
+    return None
+
+
+def validate_fields(fields: Iterable[str]) -> frozenset[str]:
+    """The field names a merge may overwrite; unknown names are a programming error."""
+    chosen = frozenset(fields)
+    unknown = chosen - ALL_FIELDS
+    if unknown:
+        raise ValueError(f"unknown contact fields: {', '.join(sorted(unknown))}")
+    return chosen
