@@ -330,7 +330,7 @@ def locate_from_folder(
                 found_by=(
                     f"{where} is %APPDATA%\\MicroSIP"
                     if is_appdata
-                    else f"data folder {where} (no program in it)"
+                    else "a data folder: microsip.ini without a MicroSIP program"
                 ),
             )
         raise NotFoundError("no MicroSIP program (.exe) and no microsip.ini here", path=where)
@@ -463,7 +463,7 @@ def _locate_given(
         )
     else:
         raise NotFoundError("--microsip names no existing exe or folder", path=target)
-    return replace(location, found_by=f"--microsip {target}: {location.found_by}")
+    return replace(location, found_by=f"--microsip: {location.found_by}")
 
 
 def _usual_folders(env: Mapping[str, str]) -> Iterable[tuple[str, Path | None]]:
