@@ -30,9 +30,25 @@ ATTRIBUTES: tuple[str, ...] = TEXT_FIELDS + FLAG_FIELDS
 NUMBER_FIELDS: tuple[str, ...] = ("number", "phone", "mobile")
 
 
+# What MicroSIP's CString::Trim removes (not NBSP, which Python's str.strip() would).
+TRIM = " \t\n\v\f\r"
+
+
 def parse_flag(value: str) -> bool:
-    """MicroSIP's flags are "1" or "0"; anything but "1" (empty included) reads as off."""
-    return value.strip() == "1"
+    """MicroSIP's flags are "1" or "0"; anything but exactly "1" (empty included) reads as off."""
+    return value == "1"
+
+
+def prepared_name(contact: Contact) -> str:
+    """The name MicroSIP gives a contact (``ContactPrepare``, facts §4.2): ``name``, else "first
+    last" (just ``firstname`` when both are equal), trimmed, else the number."""
+    if contact.name:
+        return contact.name
+    if contact.firstname != contact.lastname:
+        built = f"{contact.firstname} {contact.lastname}"
+    else:
+        built = contact.firstname
+    return built.strip(TRIM) or contact.dial_number
 
 
 @dataclass(slots=True)
@@ -95,12 +111,8 @@ class Contact:
 
     @property
     def display_name(self) -> str:
-        """The name MicroSIP shows: ``name``, else first + last name, else the number
-        (``ContactPrepare``, facts §4.2)."""
-        if self.name:
-            return self.name
-        full = f"{self.firstname} {self.lastname}".strip()
-        return full or self.dial_number
+        """The name MicroSIP shows (:func:`prepared_name`)."""
+        return prepared_name(self)
 
     def numbers(self) -> list[str]:
         """Every non-empty number the contact carries, without repeats."""
@@ -110,11 +122,6 @@ class Contact:
             if value and value not in seen:
                 seen.append(value)
         return seen
-
-    def merge_key(self) -> tuple[str, str]:
-        """MicroSIP merges an imported row into a contact with the same number *and* name
-        (``ContactsAdd``, facts §4.5)."""
-        return (self.dial_number, self.display_name)
 
     def replace(self, **changes: object) -> Contact:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
