@@ -54,7 +54,8 @@ def test_account_rules() -> None:
     assert accounts[0].password is PasswordState.CLEAR
     assert accounts[0].transport is Transport.UDP  # absent: UDP (facts §3.5)
     assert accounts[1].transport is Transport.TLS
-    assert not accounts[0].registers and accounts[1].registers
+    assert not accounts[0].registers
+    assert accounts[1].registers
     # facts §3.3: the menu stops at the first invalid account (3 has no domain).
     assert [a.id for a in reachable_accounts(accounts)] == [1, 2]
     assert active_account_id(doc) == 2

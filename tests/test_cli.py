@@ -41,7 +41,7 @@ def folder(tmp_path: Path) -> Path:
     return target
 
 
-# --- doctor ---------------------------------------------------------------------------------
+# --- doctor ----------
 
 
 def test_doctor_reports_the_sample_without_passwords(
@@ -53,7 +53,8 @@ def test_doctor_reports_the_sample_without_passwords(
     assert "UTF-16LE with BOM" in out
     assert "encrypted" in out
     stored = IniDocument.load(folder / "microsip.ini").get("Account1", "password")
-    assert stored and stored not in out  # facts §3.5: never shown, not even encrypted
+    assert stored
+    assert stored not in out
     assert "foreign" in out  # the user's own cmdCallEnd
     assert "9 (9 shown by MicroSIP)" in out
 
@@ -107,7 +108,7 @@ def test_doctor_on_real_world_inis(capsys: pytest.CaptureFixture[str], corpus: P
         assert code in (0, 1)
 
 
-# --- history -------------------------------------------------------------------------------------
+# --- history ----------
 
 
 def test_history_json_filters_and_limit(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
@@ -192,7 +193,7 @@ def test_history_reports_damaged_entries_and_goes_on(
     assert "[Calls] key 1" in err
 
 
-# --- hooks -----------------------------------------------------------------------------------------
+# --- hooks ----------
 
 
 @pytest.fixture
@@ -241,7 +242,8 @@ def test_hooks_install_refuses_a_batch_file(
     bat.write_text("@echo off\n")
     code, _, err = run(capsys, "hooks", "install", "--microsip", str(folder), "--program", str(bat))
     assert code != 0
-    assert err.count("\n") == 1 and "injection" in err  # facts §2.3 5
+    assert err.count("\n") == 1
+    assert "injection" in err
     assert (folder / "microsip.ini").read_bytes() == original
 
 
@@ -272,7 +274,7 @@ def test_writes_are_refused_while_the_simulated_microsip_runs(
     assert code == 0
 
 
-# --- contacts ------------------------------------------------------------------------------------------
+# --- contacts ----------
 
 
 @pytest.mark.parametrize(
@@ -329,7 +331,8 @@ def test_contacts_import_refuses_a_file_without_numbers(
     source = corpus / "csv" / "real-roundcube-outlook-emails-only.csv"
     code, _, err = run(capsys, "contacts", "import", str(source), "--microsip", str(folder))
     assert code == 1
-    assert str(source) in err and err.count("\n") == 1  # facts §4.5: a number column is needed
+    assert str(source) in err
+    assert err.count("\n") == 1
     assert contacts.read_bytes() == original
 
 
@@ -367,10 +370,11 @@ def test_contacts_list_on_hostile_xml_is_one_line(
         capsys, "contacts", "list", "--contacts", str(bomb), "--ini", str(tmp_path / "microsip.ini")
     )
     assert code != 0
-    assert err.count("\n") == 1 and "Contacts.xml" in err
+    assert err.count("\n") == 1
+    assert "Contacts.xml" in err
 
 
-# --- errors as users see them ---------------------------------------------------------------------------
+# --- errors as users see them ----------
 
 
 def test_errors_are_one_line_without_traceback_unless_debug(tmp_path: Path) -> None:
@@ -384,7 +388,8 @@ def test_errors_are_one_line_without_traceback_unless_debug(tmp_path: Path) -> N
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1
-    assert str(bad) in proc.stderr and "NUL" in proc.stderr
+    assert str(bad) in proc.stderr
+    assert "NUL" in proc.stderr
     proc = subprocess.run(
         [str(exe), "history", "--ini", str(bad), "--debug"],
         capture_output=True,

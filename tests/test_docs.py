@@ -50,4 +50,5 @@ def test_the_quick_start_commands_are_what_dev_py_offers() -> None:
     assert "python3 dev.py demo" in README
     assert "python3 dev.py test" in README
     dev = (Path(__file__).resolve().parents[1] / "dev.py").read_text(encoding="utf-8")
-    assert '"demo": demo' in dev and '"test": test' in dev
+    assert '"demo": demo' in dev
+    assert '"test": test' in dev
