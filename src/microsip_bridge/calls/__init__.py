@@ -1,0 +1,1 @@
+"""The call services: state model, reconciliation, spool ingestion."""

@@ -1,0 +1,244 @@
+"""The shared call model: directions, states, outcomes, the Call record and the event record.
+
+Standard library only: the daemon, the store, the API and the simulator all import these names.
+
+**Call ids** (:func:`new_call_id`) are ``"c"`` + 12 hex digits of the call's first event time in
+Unix milliseconds + 12 hex digits that are random (calls seen through the hooks) or derived from
+the ``[Calls]`` slot and time (calls imported from MicroSIP's history, :func:`history_call_id`,
+so that a second sweep finds the same id). 25 lower-case characters; sorting the ids as text
+sorts the calls by start time (to the millisecond) until the year 10889.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import math
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from microsip_bridge.errors import BridgeError
+from microsip_bridge.hook import MAX_NUMBER_CHARS, SPOOL_VERSION, Event
+
+SOURCE_HOOKS = "hooks"
+SOURCE_HISTORY = "history"
+CALL_SOURCES = (SOURCE_HOOKS, SOURCE_HISTORY)
+EVENT_SOURCES = ("hook", "spool", "sweep")
+# The hook writes uuid4().hex (32); the store's uid column holds 64.
+MAX_UID_CHARS = 64
+_UID = re.compile(r"[0-9A-Za-z_.:-]{1,64}")
+# Event times are Unix seconds from the hook's clock; beyond this they are not times but damage.
+MAX_TS = 1e11
+CALL_ID_CHARS = 25
+
+
+class Direction(enum.StrEnum):
+    """Who placed the call. ``UNKNOWN``: only events that both directions fire were seen (a lone
+    ``start``, ``busy`` or ``end``); reconciliation with ``[Calls]`` may settle it."""
+
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+    UNKNOWN = "unknown"
+
+
+class CallState(enum.StrEnum):
+    """Where the call is now."""
+
+    RINGING = "ringing"  # incoming, not answered yet
+    DIALING = "dialing"  # outgoing, not connected yet
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class Outcome(enum.StrEnum):
+    """How a call ended: one enum, shared by the daemon, the store, the API and the docs."""
+
+    ANSWERED = "answered"  # connected (either direction)
+    MISSED = "missed"  # incoming rang and ended unanswered (the caller gave up or cancelled)
+    DECLINED = "declined"  # incoming ended with cmdCallBusy: the user pressed Decline (486)
+    REJECTED = "rejected"  # incoming with nothing after it: auto-rejected (DND, limits), by timeout
+    ANSWERED_ELSEWHERE = "answered_elsewhere"  # [Calls] type 3 (reconciliation)
+    BUSY = "busy"  # outgoing ended with cmdCallBusy (486/600/603)
+    CANCELLED = "cancelled"  # outgoing ended before connecting (the user hung up)
+    FAILED = "failed"  # outgoing ended before connecting with an error (404, 5xx...), per [Calls]
+    UNKNOWN = "unknown"  # ended, but the events do not say how
+
+
+def new_call_id(ts: float) -> str:
+    """A fresh time-ordered call id for a call whose first event happened at ``ts``."""
+    return _time_prefix(ts) + secrets.token_hex(6)
+
+
+def history_call_id(key: int, time: int) -> str:
+    """The id of the call imported from ``[Calls]`` slot ``key`` created at ``time``: the same
+    pair always gives the same id, so importing an entry twice cannot make two calls."""
+    tail = hashlib.blake2b(f"history:{key}:{time}".encode(), digest_size=6).hexdigest()
+    return _time_prefix(float(time)) + tail
+
+
+def _time_prefix(ts: float) -> str:
+    ms = min(max(int(ts * 1000), 0), 16**12 - 1) if math.isfinite(ts) else 0
+    return f"c{ms:012x}"
+
+
+@dataclass(kw_only=True, slots=True)
+class Call:
+    """One call as the bridge knows it. Times are Unix seconds (the hook's clock).
+
+    ``started_at`` is the time of the call's first event, ``answered_at`` of ``answer`` (incoming)
+    or ``start`` (outgoing), ``ended_at`` of ``busy``/``end`` (or of the last event, for a call
+    closed by a timeout), ``duration`` is ``ended_at - answered_at`` for an answered call.
+    ``state == ENDED`` exactly when ``outcome`` is set. ``rang``: ``cmdCallRing`` fired (it
+    tells a ringing call from one MicroSIP rejected at once, after a daemon restart too).
+    ``auto_answered``: answered with no ring (MicroSIP's auto-answer without delay; with
+    ``autoAnswerDelay`` it rings first and cannot be told from a manual answer, facts §2.2).
+    The ``microsip_*`` fields are the ``[Calls]`` entry the call was reconciled with (or
+    imported from): ring slot, entry time (Unix seconds; with the slot it names the entry, since
+    slots are reused), type 0-3, status text, connected seconds.
+    ``events`` are the uids of the events applied to the call. ``updated_at`` is the time of the
+    last change (the latest event's time, or the ``now`` of the timeout that closed it).
+    """
+
+    call_id: str
+    direction: Direction
+    number: str
+    state: CallState
+    started_at: float
+    outcome: Outcome | None = None
+    name: str = ""
+    answered_at: float | None = None
+    ended_at: float | None = None
+    duration: float | None = None
+    rang: bool = False
+    auto_answered: bool = False
+    video: bool = False
+    microsip_key: int | None = None
+    microsip_time: int | None = None
+    microsip_type: int | None = None
+    microsip_info: str | None = None
+    microsip_duration: int | None = None
+    disagreement: str | None = None
+    source: str = SOURCE_HOOKS
+    events: list[str] = field(default_factory=list)
+    updated_at: float = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        """The call has not ended yet."""
+        return self.state is not CallState.ENDED
+
+    def copy(self) -> Call:
+        """An independent copy (its own ``events`` list)."""
+        return dataclasses.replace(self, events=list(self.events))
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict of every field, enums as their values, in field order."""
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, list):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Call:
+        """The inverse of :meth:`to_dict` (unknown keys are ignored). BridgeError on bad values."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        try:
+            values["direction"] = Direction(str(values["direction"]))
+            values["state"] = CallState(str(values["state"]))
+            outcome = values.get("outcome")
+            values["outcome"] = None if outcome is None else Outcome(str(outcome))
+            events = values.get("events", [])
+            if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+                raise BridgeError("call events must be a list of event uids")
+            values["events"] = list(events)
+            return cls(**values)  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BridgeError(f"not a call record: {exc}") from None
+
+
+def _spool_error(message: str, record: Mapping[str, object]) -> BridgeError:
+    uid = record.get("id")
+    where = f"event {uid}" if isinstance(uid, str) and _UID.fullmatch(uid) else None
+    return BridgeError(message, where=where)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One hook event as the daemon receives it: from the hook (``source="hook"``), the spool
+    (``"spool"``) or a ``[Calls]`` sweep (``"sweep"``). ``ts`` is when the hook fired (Unix
+    seconds), ``uid`` makes it idempotent, ``number`` is MicroSIP's text, verbatim (facts §2.4:
+    may be empty, may be a domain for busy/end, may hold anything a SIP user part can)."""
+
+    uid: str
+    event: Event
+    number: str
+    ts: float
+    pid: int | None = None
+    source: str = "hook"
+
+    @classmethod
+    def from_spool(cls, record: object, source: str = "spool") -> EventRecord:
+        """Validate a spool record (the hook's shape, also the ingestion endpoint's body):
+        ``{"v": 1, "id": hex, "event": "ring", "number": "...", "ts": float, "pid": int}``.
+
+        Unknown extra keys are ignored (a newer hook may add some); ``v`` must be 1 when given.
+        Raises :class:`BridgeError` saying what is wrong.
+        """
+        if not isinstance(record, Mapping):
+            raise BridgeError(f"event record must be a JSON object, not {type(record).__name__}")
+        if source not in EVENT_SOURCES:
+            raise BridgeError(f"event source {source!r} is not one of {', '.join(EVENT_SOURCES)}")
+        version = record.get("v", SPOOL_VERSION)
+        if type(version) is not int or version != SPOOL_VERSION:
+            raise _spool_error(f"unsupported event record version {version!r}", record)
+        uid = record.get("id")
+        if not isinstance(uid, str) or not _UID.fullmatch(uid):
+            shown = repr(uid)[:80]
+            raise BridgeError(
+                f"event id must be 1-{MAX_UID_CHARS} characters of [0-9A-Za-z_.:-], not {shown}"
+            )
+        name = record.get("event")
+        try:
+            event = Event(name) if isinstance(name, str) else None
+        except ValueError:
+            event = None
+        if event is None:
+            known = ", ".join(e.value for e in Event)
+            raise _spool_error(f"unknown event {repr(name)[:80]}; expected one of {known}", record)
+        number = record.get("number", "")
+        if not isinstance(number, str):
+            raise _spool_error(f"event number must be text, not {type(number).__name__}", record)
+        if len(number) > MAX_NUMBER_CHARS:
+            raise _spool_error(
+                f"event number has {len(number)} characters (max {MAX_NUMBER_CHARS})", record
+            )
+        if "\x00" in number:
+            # No SIP user part and no argv item can hold NUL; PostgreSQL text cannot either.
+            raise _spool_error("event number holds a NUL character", record)
+        ts = record.get("ts")
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts < MAX_TS:
+            raise _spool_error(f"event ts must be Unix seconds, not {repr(ts)[:80]}", record)
+        pid = record.get("pid")
+        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 0):
+            raise _spool_error(f"event pid must be a whole number, not {repr(pid)[:80]}", record)
+        return cls(uid, event, number, float(ts), pid, source)
+
+    def to_spool(self) -> dict[str, object]:
+        """The record in the hook's spool shape (what :meth:`from_spool` reads)."""
+        return {
+            "v": SPOOL_VERSION,
+            "id": self.uid,
+            "event": self.event.value,
+            "number": self.number,
+            "ts": self.ts,
+            "pid": self.pid,
+        }
