@@ -112,6 +112,32 @@ def demo(args: list[str]) -> int:
     return 0
 
 
+def start_postgres(env: dict[str, str]) -> list[str] | None:
+    """Start a throwaway PostgreSQL for the store's tests, unless MSB_TEST_PG_URL names one.
+
+    Returns the command that stops it. Without PostgreSQL those tests are skipped, unless
+    MSB_REQUIRE_PG=1 (CI) makes that a failure.
+    """
+    script = ROOT / "scripts" / "pg-test-server.sh"
+    if env.get("MSB_TEST_PG_URL") or os.name != "posix" or not script.exists():
+        return None
+    say("--- starting a throwaway PostgreSQL for the store tests")
+    proc = subprocess.run(
+        ["bash", str(script), "start"],  # noqa: S607 - bash from PATH is the point
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        say("no PostgreSQL here: " + (proc.stderr.strip().splitlines() or ["?"])[-1])
+        if env.get("MSB_REQUIRE_PG") == "1":
+            sys.exit("[dev] MSB_REQUIRE_PG=1 but PostgreSQL could not be started")
+        say("its tests will be skipped")
+        return None
+    env["MSB_TEST_PG_URL"] = proc.stdout.strip().splitlines()[-1].split("=", 1)[1]
+    return ["bash", str(script), "stop"]
+
+
 def test(args: list[str]) -> int:
     env = venv_env()
     checks: list[tuple[str, list[str | Path]]] = [
@@ -122,13 +148,20 @@ def test(args: list[str]) -> int:
         ("pytest", [PY, "-m", "pytest", *args]),
     ]
     failed: list[str] = []
-    for name, cmd in checks:
-        say(f"--- {name}")
-        rc = run(*cmd, check=False, env=env)
-        if name == "pytest" and rc == 5:
-            say("pytest collected no tests: that is a failure")
-        if rc != 0:
-            failed.append(name)
+    stop_pg = None
+    try:
+        for name, cmd in checks:
+            if name == "pytest":
+                stop_pg = start_postgres(env)
+            say(f"--- {name}")
+            rc = run(*cmd, check=False, env=env)
+            if name == "pytest" and rc == 5:
+                say("pytest collected no tests: that is a failure")
+            if rc != 0:
+                failed.append(name)
+    finally:
+        if stop_pg:
+            subprocess.run(stop_pg, capture_output=True, check=False)
     if failed:
         say(f"FAILED: {', '.join(failed)}")
         return 1

@@ -1,0 +1,240 @@
+"""Benchmark: event-log ingest rate with durable commits (target: >= 2,000 events/s on SQLite).
+
+    python bench/ingest.py [--quick] [--events N] [--runs N] [--batch N] [--pg URL]
+
+Records N hook events (default 20,000; 500 with ``--quick``) into a freshly migrated database
+through :mod:`microsip_bridge.store.repo`, and prints the median events/s of several runs for:
+
+* ``one commit per event``: ``record_event`` in its own transaction, what a daemon without
+  group commit does;
+* ``batches of 100``: ``record_events`` with 100 events per transaction, what the daemon does
+  with a small group-commit queue (commit every 100 events or 5 ms, whichever comes first).
+
+SQLite runs as the bridge configures it (WAL, ``synchronous=FULL``: every commit is fsync'd).
+For scale, the SQLite section also times the floor: the stdlib ``sqlite3`` inserting the same
+rows with one commit each and the same pragmas, without SQLAlchemy (one run with ``--quick``).
+PostgreSQL is measured too when ``--pg URL`` or ``MSB_TEST_PG_URL`` is given (each run in a
+schema of its own, dropped after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+
+from microsip_bridge.calls.model import EventRecord
+from microsip_bridge.hook import Event
+from microsip_bridge.store import repo
+from microsip_bridge.store.engine import make_engine, parse_url, safe_url, upgrade
+
+TARGET_PER_S = 2000.0
+PG_ENV = "MSB_TEST_PG_URL"
+# A call's usual sequence, so the rows look like real traffic.
+SEQUENCE = (Event.INCOMING, Event.RING, Event.ANSWER, Event.START, Event.END)
+
+Recorder = Callable[[Engine, list[EventRecord]], None]
+
+
+def make_events(count: int) -> list[EventRecord]:
+    """``count`` events with fresh uids, in call-sized groups of five."""
+    base = time.time()
+    return [
+        EventRecord(
+            uid=uuid.uuid4().hex,
+            event=SEQUENCE[i % len(SEQUENCE)],
+            number=f"+4930{1000000 + i // len(SEQUENCE)}",
+            ts=base + i * 0.001,
+            pid=10_000 + i,
+            source="hook",
+        )
+        for i in range(count)
+    ]
+
+
+def one_commit_per_event(engine: Engine, recs: list[EventRecord]) -> None:
+    for rec in recs:
+        with engine.begin() as conn:
+            repo.record_event(conn, rec)
+
+
+def batched(size: int) -> Recorder:
+    def record(engine: Engine, recs: list[EventRecord]) -> None:
+        for start in range(0, len(recs), size):
+            with engine.begin() as conn:
+                repo.record_events(conn, recs[start : start + size])
+
+    return record
+
+
+class Database:
+    """A fresh, migrated database per run: a new SQLite file, or a new PostgreSQL schema."""
+
+    def __init__(self, label: str, pg_url: str | None, folder: Path) -> None:
+        self.label = label
+        self.pg_url = pg_url
+        self.folder = folder
+        self.runs = 0
+        self.template: bytes | None = None
+
+    def fresh(self) -> tuple[Engine, Callable[[], None]]:
+        self.runs += 1
+        if self.pg_url is None:
+            path = self.folder / f"ingest-{self.runs}.db"
+            path.write_bytes(self.sqlite_template())
+            engine = make_engine(f"sqlite:///{path}")
+            return engine, engine.dispose
+        schema = f"msb_bench_{uuid.uuid4().hex[:12]}"
+        admin = make_engine(self.pg_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(self.pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        engine = make_engine(url.render_as_string(hide_password=False))
+        upgrade(engine)
+
+        def drop() -> None:
+            engine.dispose()
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+        return engine, drop
+
+    def sqlite_template(self) -> bytes:
+        """A migrated SQLite file, migrated once and copied for each run: a migration costs
+        more than the quick mode's whole measurement."""
+        if self.template is None:
+            path = self.folder / "template.db"
+            engine = make_engine(f"sqlite:///{path}")
+            try:
+                upgrade(engine)
+            finally:
+                # The last connection to close checkpoints the WAL into the file.
+                engine.dispose()
+            self.template = path.read_bytes()
+        return self.template
+
+
+def measure(db: Database, record: Recorder, count: int, runs: int) -> float:
+    """Median events/s of ``runs`` runs, each on a fresh database."""
+    rates: list[float] = []
+    for _ in range(runs):
+        recs = make_events(count)
+        engine, cleanup = db.fresh()
+        try:
+            start = time.perf_counter()
+            record(engine, recs)
+            elapsed = time.perf_counter() - start
+            with engine.connect() as conn:
+                stored = repo.max_cursor(conn)
+        finally:
+            cleanup()
+        if stored < count:
+            raise SystemExit(f"{db.label}: only {stored} of {count} events were stored")
+        rates.append(count / elapsed)
+    return statistics.median(rates)
+
+
+def sqlite_floor(template: bytes, folder: Path, count: int, runs: int) -> float:
+    """The stdlib sqlite3 with the bridge's pragmas and schema, one INSERT + COMMIT per event."""
+    rates: list[float] = []
+    for run in range(runs):
+        recs = make_events(count)
+        path = folder / f"floor-{run}.db"
+        path.write_bytes(template)
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            for pragma in ("journal_mode = WAL", "synchronous = FULL", "busy_timeout = 5000"):
+                db.execute(f"PRAGMA {pragma}")
+            sql = (
+                "INSERT INTO events (uid, event, number, fired_at, received_at, pid, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING"
+            )
+            start = time.perf_counter()
+            for rec in recs:
+                db.execute("BEGIN")
+                db.execute(
+                    sql,
+                    (
+                        rec.uid,
+                        rec.event.value,
+                        rec.number,
+                        rec.ts,
+                        time.time(),
+                        rec.pid,
+                        rec.source,
+                    ),
+                )
+                db.execute("COMMIT")
+            rates.append(count / (time.perf_counter() - start))
+        finally:
+            db.close()
+    return statistics.median(rates)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="500 events, for the smoke test")
+    parser.add_argument("--events", type=int, default=None, help="events per run (20,000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (3)")
+    parser.add_argument("--batch", type=int, default=100, help="events per group commit (100)")
+    parser.add_argument("--pg", metavar="URL", default=None, help=f"PostgreSQL URL (${PG_ENV})")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    count = args.events if args.events is not None else (500 if args.quick else 20_000)
+    if count < 1 or args.runs < 1 or args.batch < 1:
+        parser.error("--events, --runs and --batch must be at least 1")
+    pg_url = args.pg or os.environ.get(PG_ENV) or None
+
+    with tempfile.TemporaryDirectory(prefix="msb-bench-ingest-") as tmp:
+        folder = Path(tmp)
+        databases = [Database("sqlite (WAL, synchronous=FULL)", None, folder)]
+        if pg_url:
+            databases.append(
+                Database(f"postgresql ({safe_url(parse_url(pg_url))})", pg_url, folder)
+            )
+        modes: list[tuple[str, Recorder]] = [
+            ("one commit per event", one_commit_per_event),
+            (f"batches of {args.batch}", batched(args.batch)),
+        ]
+        print(f"ingest: {count:,} events per run, median of {args.runs} runs, fresh database each")
+        results: dict[tuple[str, str], float] = {}
+        for db in databases:
+            print(f"  {db.label}")
+            for name, record in modes:
+                rate = measure(db, record, count, args.runs)
+                results[(db.label, name)] = rate
+                print(f"    {name:<28} {rate:>10,.0f} events/s")
+            if db.pg_url is None:
+                # One run in quick mode: the smoke test only needs the line, not the median.
+                floor_runs = 1 if args.quick else args.runs
+                floor = sqlite_floor(db.sqlite_template(), folder, count, floor_runs)
+                print(f"    {'floor: raw sqlite3, 1/commit':<28} {floor:>10,.0f} events/s")
+        if not pg_url:
+            print(f"  postgresql: skipped (set ${PG_ENV} or pass --pg URL)")
+
+    sqlite_label = databases[0].label
+    single = results[(sqlite_label, modes[0][0])]
+    grouped = results[(sqlite_label, modes[1][0])]
+    print(f"target: >= {TARGET_PER_S:,.0f} events/s on SQLite with durable commits:")
+    for name, rate in ((modes[0][0], single), (modes[1][0], grouped)):
+        print(f"  {name}: {'met' if rate >= TARGET_PER_S else 'MISSED'} ({rate:,.0f}/s)")
+    if single < TARGET_PER_S:
+        print(
+            "  one commit per event is below the target on this disk: the daemon must group"
+            f" commits (up to {args.batch} events or 5 ms per transaction)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The bridge's database: the append-only event log and the calls table."""

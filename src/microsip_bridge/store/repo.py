@@ -1,0 +1,384 @@
+"""Reading and writing the event log and the calls, with the same queries on SQLite and PostgreSQL.
+
+Every function takes a :class:`~sqlalchemy.engine.Connection` and leaves the transaction to the
+caller (``with engine.begin() as conn: ...``): the daemon groups an event, the call it changed and
+the link between them in one commit.
+
+**The cursor.** Each event gets a cursor when it is first recorded; cursors only grow. With one
+writer (the daemon) they also grow in commit order, so a reader that has seen cursor *n* never
+later finds a new event below *n*. On SQLite this holds for any number of writers (SQLite has
+one write lock, held from the insert to the commit). On PostgreSQL it does not: the sequence hands
+out numbers at insert time, and two writers' transactions may commit in the other order, so a
+reader could pass over a cursor that becomes visible a moment later. The API's replay must either
+keep to one writer per database or re-read a short window behind its position.
+
+Cursors may have gaps: on both databases an insert skipped as a duplicate can use up a number
+(SQLite's AUTOINCREMENT counter and PostgreSQL's sequence both move). Readers page with
+:func:`events_after` and never expect consecutive cursors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, Table, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from microsip_bridge.calls.model import Call, EventRecord
+from microsip_bridge.errors import BridgeError
+from microsip_bridge.hook import Event
+from microsip_bridge.store.schema import calls, events
+
+# Bound parameters per IN (...) list: old SQLite builds allow 999 in a whole statement.
+_IN_CHUNK = 500
+_INT64 = 2**63
+_CALL_FIELDS = tuple(f.name for f in dataclasses.fields(Call) if f.name != "events")
+# A Call field without a column would be dropped silently on save: refuse to save instead.
+_UNSTORED = sorted(set(_CALL_FIELDS) - {column.name for column in calls.columns})
+_CALL_COLUMNS = tuple(column.name for column in calls.columns if column.name in _CALL_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the log holds it: the :class:`EventRecord` fields (``ts`` is when the hook
+    fired), its ``cursor``, when the daemon received it, and the call it was placed in."""
+
+    cursor: int
+    uid: str
+    event: Event
+    number: str
+    ts: float
+    pid: int | None
+    source: str
+    received_at: float
+    call_id: str | None
+
+    @property
+    def record(self) -> EventRecord:
+        """The event as the state model takes it."""
+        return EventRecord(self.uid, self.event, self.number, self.ts, self.pid, self.source)
+
+
+# -- the event log ---------------------------------------------------------------------------
+
+
+def record_event(
+    conn: Connection, rec: EventRecord, received_at: float | None = None
+) -> tuple[int, bool]:
+    """Append ``rec`` to the log unless an event with its uid is there already.
+
+    Returns ``(cursor, duplicate)``: the new event's cursor, or for a uid seen before the
+    cursor it got then and ``duplicate=True`` (the row is left as it was). ``received_at``
+    defaults to now. Raises :class:`BridgeError` for values no database can store (NUL,
+    unpaired surrogates, non-finite times).
+    """
+    row = _event_row(rec, time.time() if received_at is None else received_at)
+    cursor = _insert_event(conn, row)
+    if cursor is not None:
+        return cursor, False
+    return _existing_cursors(conn, [rec.uid])[rec.uid], True
+
+
+def record_events(
+    conn: Connection, recs: Iterable[EventRecord], received_at: float | None = None
+) -> list[tuple[int, bool]]:
+    """:func:`record_event` for many events in a few statements (what group commit uses).
+
+    Returns one ``(cursor, duplicate)`` per record, in order. A uid that appears twice in
+    ``recs`` is recorded once: the later copies are duplicates of the first. Every record is
+    checked before anything is written, so a bad one (:class:`BridgeError`, naming it)
+    leaves the transaction untouched.
+    """
+    batch = list(recs)
+    now = time.time() if received_at is None else received_at
+    rows: dict[str, dict[str, Any]] = {}
+    for rec in batch:
+        if rec.uid not in rows:
+            rows[rec.uid] = _event_row(rec, now)
+    if not rows:
+        return []
+    inserted: dict[str, int] = {}
+    dialect = conn.dialect
+    if dialect.insert_returning and dialect.insert_executemany_returning:
+        for uid, cursor in conn.execute(_statement(conn, "uid-cursor"), list(rows.values())):
+            inserted[uid] = int(cursor)
+    else:
+        for uid, row in rows.items():
+            cursor = _insert_event(conn, row)
+            if cursor is not None:
+                inserted[uid] = cursor
+    known = dict(inserted)
+    missing = [uid for uid in rows if uid not in inserted]
+    if missing:
+        known.update(_existing_cursors(conn, missing))
+    results: list[tuple[int, bool]] = []
+    fresh = set(inserted)
+    for rec in batch:
+        results.append((known[rec.uid], rec.uid not in fresh))
+        # Only the first copy of a uid in the batch is the one that was inserted.
+        fresh.discard(rec.uid)
+    return results
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    # INSERT ... ON CONFLICT exists in both dialects with the same API, in two modules.
+    name = conn.dialect.name
+    if name == "sqlite":
+        return sqlite.insert(table)
+    if name == "postgresql":
+        return postgresql.insert(table)
+    raise BridgeError(f"unsupported database dialect {name!r}")
+
+
+def _statement(conn: Connection, kind: str) -> Any:
+    """The event-insert statements, built once per dialect: building a statement costs as much
+    as running it on SQLite, and one commit per event is the daemon's hot path."""
+    key = (conn.dialect.name, kind)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _insert(conn, events).on_conflict_do_nothing(index_elements=["uid"])
+        if kind == "cursor":
+            stmt = stmt.returning(events.c.cursor)
+        elif kind == "uid-cursor":
+            stmt = stmt.returning(events.c.uid, events.c.cursor)
+        _STATEMENTS[key] = stmt
+    return stmt
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _insert_event(conn: Connection, row: Mapping[str, Any]) -> int | None:
+    """Insert one event row; its cursor, or ``None`` if its uid is already in the log."""
+    if conn.dialect.insert_returning:
+        cursor = conn.execute(_statement(conn, "cursor"), row).scalar_one_or_none()
+        return None if cursor is None else int(cursor)
+    # SQLite before 3.35 has no RETURNING: a skipped insert changes no row, and lastrowid is
+    # then stale, so the row count decides.
+    result = conn.execute(_statement(conn, "plain"), row)
+    if result.rowcount != 1 or result.lastrowid is None:
+        return None
+    return int(result.lastrowid)
+
+
+def _existing_cursors(conn: Connection, uids: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(uids):
+        query = select(events.c.uid, events.c.cursor).where(events.c.uid.in_(chunk))
+        found.update((uid, int(cursor)) for uid, cursor in conn.execute(query))
+    lost = [uid for uid in uids if uid not in found]
+    if lost:
+        # Only possible if another transaction deleted the row: the log is append-only.
+        raise BridgeError(f"event {lost[0]} conflicts with a row that is not in the log")
+    return found
+
+
+def set_event_call(conn: Connection, uid: str, call_id: str | None) -> bool:
+    """Record that event ``uid`` belongs to call ``call_id`` (``None``: to no call).
+    ``False`` if the log has no such event."""
+    result = conn.execute(update(events).where(events.c.uid == uid).values(call_id=call_id))
+    return result.rowcount > 0
+
+
+def events_after(conn: Connection, cursor: int, limit: int = 1000) -> list[StoredEvent]:
+    """The events with a cursor above ``cursor``, oldest first, at most ``limit`` of them: a
+    reader pages through the log by passing the last cursor it got."""
+    if limit < 1:
+        raise BridgeError(f"limit must be at least 1, not {limit}")
+    query = select(events).where(events.c.cursor > cursor).order_by(events.c.cursor).limit(limit)
+    return [_stored_event(row) for row in conn.execute(query)]
+
+
+def call_events(conn: Connection, call_id: str) -> list[StoredEvent]:
+    """The events linked to call ``call_id``, in log order."""
+    query = select(events).where(events.c.call_id == call_id).order_by(events.c.cursor)
+    return [_stored_event(row) for row in conn.execute(query)]
+
+
+def max_cursor(conn: Connection) -> int:
+    """The highest cursor in the log (0 when it is empty)."""
+    value = conn.execute(select(func.max(events.c.cursor))).scalar_one_or_none()
+    return 0 if value is None else int(value)
+
+
+def _event_row(rec: EventRecord, received_at: float) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "uid": rec.uid,
+        "event": rec.event.value,
+        "number": rec.number,
+        "fired_at": rec.ts,
+        "received_at": received_at,
+        "pid": rec.pid,
+        "source": rec.source,
+    }
+    _check_values(row, f"event {rec.uid[:64]!r}")
+    return row
+
+
+def _stored_event(row: Row[Any]) -> StoredEvent:
+    try:
+        kind = Event(row.event)
+    except ValueError:
+        raise BridgeError(
+            f"unknown event name {row.event!r} in the log", where=f"event cursor {row.cursor}"
+        ) from None
+    return StoredEvent(
+        cursor=int(row.cursor),
+        uid=row.uid,
+        event=kind,
+        number=row.number,
+        ts=row.fired_at,
+        pid=row.pid,
+        source=row.source,
+        received_at=row.received_at,
+        call_id=row.call_id,
+    )
+
+
+# -- the calls -------------------------------------------------------------------------------
+
+
+def save_call(conn: Connection, call: Call) -> None:
+    """Insert or replace ``call`` (by ``call_id``), every field of it, and link the events in
+    ``call.events`` that the log holds to it."""
+    row = _call_row(call)
+    base = _insert(conn, calls).values(row)
+    stmt = base.on_conflict_do_update(
+        index_elements=["call_id"],
+        set_={name: base.excluded[name] for name in row if name != "call_id"},
+    )
+    conn.execute(stmt)
+    for chunk in _chunks(call.events):
+        conn.execute(
+            update(events)
+            .where(
+                and_(
+                    events.c.uid.in_(chunk),
+                    or_(events.c.call_id.is_(None), events.c.call_id != call.call_id),
+                )
+            )
+            .values(call_id=call.call_id)
+        )
+
+
+def get_call(conn: Connection, call_id: str) -> Call | None:
+    """The call with id ``call_id``, or ``None``."""
+    row = conn.execute(select(calls).where(calls.c.call_id == call_id)).first()
+    return None if row is None else _call_from_row(row)
+
+
+def open_calls(conn: Connection) -> list[Call]:
+    """The calls that have not ended (what the daemon's state model reloads at start), oldest
+    first."""
+    query = (
+        select(calls).where(calls.c.open.is_(True)).order_by(calls.c.started_at, calls.c.call_id)
+    )
+    return [_call_from_row(row) for row in conn.execute(query)]
+
+
+def list_calls(
+    conn: Connection,
+    *,
+    since: float | None = None,
+    limit: int | None = None,
+    number: str | None = None,
+) -> list[Call]:
+    """Calls, newest first: those that started at or after ``since`` (Unix seconds), with
+    exactly this ``number``, at most ``limit`` of them."""
+    query = select(calls)
+    if since is not None:
+        query = query.where(calls.c.started_at >= since)
+    if number is not None:
+        query = query.where(calls.c.number == number)
+    query = query.order_by(calls.c.started_at.desc(), calls.c.call_id.desc())
+    if limit is not None:
+        if limit < 0:
+            raise BridgeError(f"limit must not be negative, not {limit}")
+        query = query.limit(limit)
+    return [_call_from_row(row) for row in conn.execute(query)]
+
+
+def history_keys_seen(conn: Connection) -> set[tuple[int, int]]:
+    """The ``[Calls]`` entries, as ``(key, time)``, that calls in the store were reconciled
+    with or imported from: the sweep skips them.
+
+    ``time`` is the entry's own time where the call has one (``microsip_time``); otherwise the
+    call's start time to the second, which is the entry's time for imported calls and, for
+    calls seen through the hooks, the second in which MicroSIP created the entry (facts §5:
+    at the same moment as the outgoing/incoming hook) as long as both clocks agree.
+    """
+    query = select(calls.c.microsip_key, calls.c.microsip_time, calls.c.started_at).where(
+        calls.c.microsip_key.is_not(None)
+    )
+    seen: set[tuple[int, int]] = set()
+    for key, entry_time, started_at in conn.execute(query):
+        when = int(entry_time) if entry_time is not None else math.floor(started_at)
+        seen.add((int(key), when))
+    return seen
+
+
+def _call_row(call: Call) -> dict[str, Any]:
+    if _UNSTORED:
+        raise BridgeError(f"the calls table has no column for {', '.join(_UNSTORED)}")
+    data = call.to_dict()
+    row = {name: data[name] for name in _CALL_FIELDS}
+    row["event_uids"] = list(call.events)
+    row["open"] = call.is_open
+    _check_values(row, f"call {call.call_id[:40]!r}")
+    return row
+
+
+def _call_from_row(row: Row[Any]) -> Call:
+    mapping = row._mapping
+    data: dict[str, object] = {name: mapping[name] for name in _CALL_COLUMNS}
+    uids = mapping["event_uids"]
+    data["events"] = list(uids) if isinstance(uids, list) else uids
+    try:
+        return Call.from_dict(data)
+    except BridgeError as exc:
+        raise BridgeError(exc.message, where=f"call {mapping['call_id']} in the store") from None
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+def _check_values(row: Mapping[str, Any], what: str) -> None:
+    """Refuse what the databases would refuse with a driver error, or store differently:
+    SQLite turns NaN into NULL, PostgreSQL text cannot hold NUL, neither takes an unpaired
+    surrogate (a hostile number decoded from invalid UTF-16), integers beyond 64 bits."""
+    for name, value in row.items():
+        for item in value if isinstance(value, list) else (value,):
+            problem = _problem(item)
+            if problem:
+                raise BridgeError(f"{name} {problem}", where=what)
+
+
+def _problem(value: object) -> str | None:
+    if isinstance(value, str):
+        if value.isascii():
+            return "holds a NUL character" if "\x00" in value else None
+        if "\x00" in value:
+            return "holds a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid Unicode text (an unpaired surrogate)"
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"is {value}, not a time or a number"
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        return "does not fit in 64 bits"
+    return None
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
