@@ -9,7 +9,7 @@ import traceback
 import click
 
 from microsip_bridge import __version__
-from microsip_bridge.cli import config_cmd, contacts, doctor, history, hooks
+from microsip_bridge.cli import config_cmd, contacts, doctor, history, hooks, sim
 from microsip_bridge.cli._common import State
 from microsip_bridge.errors import BridgeError
 
@@ -40,6 +40,7 @@ for command in (
     contacts.contacts,
     hooks.hooks,
     config_cmd.config,
+    sim.sim,
 ):
     cli.add_command(command)
 
