@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -46,7 +47,8 @@ def run(*args: str | Path, check: bool = True, env: dict[str, str] | None = None
 def bootstrap_pip() -> None:
     """Install pip into a venv that was made without it (no ensurepip on this system)."""
     say("no ensurepip here: fetching pip's wheel from PyPI")
-    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as resp:
+    index = "https://pypi.org/pypi/pip/json"
+    with urllib.request.urlopen(index, timeout=60) as resp:
         meta = json.load(resp)
     wheel = next(
         f
@@ -55,7 +57,9 @@ def bootstrap_pip() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / wheel["filename"]
-        with urllib.request.urlopen(wheel["url"], timeout=120) as resp:  # noqa: S310
+        # Mirrors may answer with a URL relative to the index page.
+        url = urllib.parse.urljoin(index, wheel["url"])
+        with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310
             data = resp.read()
         if hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]:
             sys.exit("[dev] pip wheel checksum mismatch; refusing to install it")
