@@ -45,4 +45,9 @@ def test_mistakes_are_named(bridge_home: Path, text: str, message: str) -> None:
 def test_every_setting_has_help_and_a_simple_type() -> None:
     for setting in SETTINGS:
         assert setting.help.endswith((".", ")")), setting.name
-        assert setting.type in (str, int, bool)
+        assert setting.type in (str, int, float, bool)
+
+
+def test_a_whole_number_is_fine_for_seconds(bridge_home: Path) -> None:
+    config_path().write_text("reject_timeout = 20\n", encoding="utf-8")
+    assert load_config()["reject_timeout"] == 20.0

@@ -43,6 +43,36 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest Contacts.xml or import file read, in MiB; bigger files are refused, not loaded.",
     ),
     Setting(
+        "host",
+        "127.0.0.1",
+        "Address the daemon (`serve`) listens on. Keep it on loopback: the API has no TLS.",
+    ),
+    Setting("port", 5797, "Port the daemon listens on (0 picks a free one)."),
+    Setting(
+        "database",
+        "",
+        "Where the call log is kept: empty for bridge.db (SQLite) in the bridge's home, or "
+        "postgresql://USER@HOST/DB for a shared PostgreSQL server.",
+    ),
+    Setting(
+        "reject_timeout",
+        15.0,
+        "Seconds after which an incoming call with no further event is closed as rejected "
+        "(MicroSIP reports nothing more for calls it rejects itself).",
+    ),
+    Setting(
+        "spool_interval",
+        5.0,
+        "Seconds between the daemon's reads of the spool, where the hook leaves events the "
+        "daemon could not take.",
+    ),
+    Setting(
+        "sweep_interval",
+        60.0,
+        "Seconds between imports of [Calls] entries no hook announced (calls made while the "
+        "daemon was off).",
+    ),
+    Setting(
         "hook_program",
         "",
         "The microsip-bridge-hook program that `hooks install` writes into microsip.ini; "
@@ -97,11 +127,13 @@ def load_config(path: Path | None = None) -> Config:
             known = ", ".join(DEFAULTS)
             raise FileFormatError(f"unknown setting {name!r} (known: {known})", path=path)
         expected = type(DEFAULTS[name])
+        if expected is float and type(value) is int:
+            value = float(value)  # TOML writes 15 for 15.0
         if type(value) is not expected:
             raise FileFormatError(
                 f"{name} must be a {expected.__name__}, not {type(value).__name__}", path=path
             )
-        if expected is int and value < 0:
+        if expected in (int, float) and value < 0:
             raise FileFormatError(f"{name} must not be negative", path=path)
         values[name] = value
         sources[name] = str(path)
