@@ -9,7 +9,7 @@ import traceback
 import click
 
 from microsip_bridge import __version__
-from microsip_bridge.cli import config_cmd, contacts, doctor, history, hooks, sim
+from microsip_bridge.cli import calls, config_cmd, contacts, doctor, history, hooks, serve, sim
 from microsip_bridge.cli._common import State
 from microsip_bridge.errors import BridgeError
 
@@ -41,6 +41,9 @@ for command in (
     hooks.hooks,
     config_cmd.config,
     sim.sim,
+    serve.serve,
+    calls.calls,
+    calls.events,
 ):
     cli.add_command(command)
 

@@ -1,0 +1,80 @@
+"""`microsip-bridge serve`: run the daemon that ingests MicroSIP's call events (see server/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from microsip_bridge.cli._common import locate_files, state
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (setting: host; default 127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one (setting: port; default 5797).",
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    help="sqlite:///PATH or postgresql://USER@HOST/DB (setting: database; default: bridge.db in "
+    "the bridge's home).",
+)
+@click.option(
+    "--microsip",
+    "microsip_path",
+    type=click.Path(path_type=Path),
+    help="MicroSIP's exe or folder, whose [Calls] history completes the calls.",
+)
+@click.option(
+    "--ini",
+    "ini_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="MICROSIP_INI",
+    show_envvar=True,
+    help="microsip.ini whose [Calls] history completes the calls.",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    database: str | None,
+    microsip_path: Path | None,
+    ini_path: Path | None,
+) -> None:
+    """Run the daemon: receive MicroSIP's call events from the hook, keep the call log.
+
+    Listens on 127.0.0.1 only (by default), creates on first start a token file readable only
+    by you, and prints where it listens. Events the hook could not deliver while it was down
+    are ingested from the spool at start. After each call, MicroSIP's own [Calls] entry adds
+    the name, duration and status (when its ini is found), and calls made while the daemon
+    was off are imported from it. Stop it with Ctrl-C or SIGTERM.
+
+    \b
+    Example:
+        microsip-bridge serve
+        microsip-bridge serve --port 5800 --ini "C:\\MicroSIP\\microsip.ini"
+        microsip-bridge serve --database postgresql://bridge@db.example/calls
+    """
+    from microsip_bridge.errors import NotFoundError
+    from microsip_bridge.hook import bridge_home
+    from microsip_bridge.server.runner import serve as run
+    from microsip_bridge.server.settings import DaemonSettings
+
+    config = state().config
+    explicit = microsip_path is not None or ini_path is not None or bool(config["microsip"])
+    try:
+        ini: Path | None = locate_files(microsip_path, ini_path, None).ini
+    except NotFoundError as exc:
+        if explicit:
+            raise
+        click.echo(
+            f"note: no MicroSIP ini found ({exc.message}); calls are not reconciled", err=True
+        )
+        ini = None
+    settings = DaemonSettings.from_config(
+        config, bridge_home(), host=host, port=port, database=database, ini=ini
+    )
+    stopped_by = run(settings, announce=click.echo)
+    click.echo(f"stopped ({stopped_by})" if stopped_by else "stopped")

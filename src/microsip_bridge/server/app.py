@@ -1,0 +1,201 @@
+"""The daemon's ASGI app: the hook ingestion endpoint and the health check, over the Ingestor.
+
+:func:`create_app` builds everything from the settings (datasette's style: the library object
+builds the app), so tests and other programs can serve it with any ASGI server.
+
+* ``POST /api/v1/hook-events`` (token): body = the hook's spool record
+  (``{"v":1,"id":"<hex>","event":"ring","number":"1001","ts":<epoch>,"pid":<int>}``). Answers
+  **202** ``{"cursor", "duplicate", "call_id"}`` once the event is committed (a 202 means
+  durable); 400 for a body that is not JSON, 413 when too big, 422 for a record of the wrong
+  shape, 401 without the right token, 503 when the commit did not happen in time (the event
+  may still be stored; sending it again is safe: its id makes ingestion idempotent).
+* ``GET /api/v1/health`` (no token): ``{"status": "ok", "version": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+
+from microsip_bridge import __version__
+from microsip_bridge.calls.ingest import Ingestor, NotStoredError
+from microsip_bridge.calls.model import EventRecord
+from microsip_bridge.calls.state import CallTracker
+from microsip_bridge.errors import BridgeError
+from microsip_bridge.hook import HOOK_EVENTS_PATH
+from microsip_bridge.server.security import (
+    HostCheckMiddleware,
+    allowed_hosts,
+    bearer_token,
+    ensure_token,
+    tokens_equal,
+)
+from microsip_bridge.server.settings import DaemonSettings
+
+HEALTH_PATH = "/api/v1/health"
+# The longest record the hook writes is about 6 KiB (a 1024-character number, fully escaped).
+MAX_BODY_BYTES = 16 * 1024
+
+
+class HookEventAccepted(BaseModel):
+    """The answer to a hook event: its cursor in the event log, whether the log already had
+    it, and the call it belongs to."""
+
+    cursor: int
+    duplicate: bool
+    call_id: str | None
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+_HOOK_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "event", "ts"],
+    "properties": {
+        "v": {"type": "integer", "enum": [1]},
+        "id": {"type": "string", "pattern": "^[0-9A-Za-z_.:-]{1,64}$"},
+        "event": {
+            "type": "string",
+            "enum": [
+                "outgoing",
+                "incoming",
+                "ring",
+                "answer",
+                "answer-video",
+                "start",
+                "busy",
+                "end",
+            ],
+        },
+        "number": {"type": "string", "maxLength": 1024},
+        "ts": {"type": "number", "description": "when the hook fired, Unix seconds"},
+        "pid": {"type": ["integer", "null"]},
+    },
+}
+
+
+def create_app(
+    settings: DaemonSettings,
+    engine: Engine | None = None,
+    *,
+    ingestor: Ingestor | None = None,
+) -> FastAPI:
+    """The daemon's app for ``settings``: its engine (default: from the settings), its token
+    (created on the first start) and its :class:`Ingestor` (default: a new one with a
+    :class:`CallTracker`). The app's lifespan starts the ingestor (migrating the store) unless
+    it is already started, and stops it. ``app.state`` holds ``settings``, ``engine``,
+    ``ingestor`` and ``token``."""
+    if engine is None:
+        from microsip_bridge.store.engine import make_engine
+
+        engine = make_engine(settings.database_url, settings.home)
+    if ingestor is None:
+        ingestor = Ingestor(
+            engine,
+            CallTracker(reject_timeout=settings.reject_timeout),
+            ini=settings.ini,
+            home=settings.home,
+            spool_interval=settings.spool_interval,
+            sweep_interval=settings.sweep_interval,
+        )
+    token = ensure_token(settings.home)
+    worker = ingestor
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(worker.start)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(worker.stop)
+
+    app = FastAPI(
+        title="microsip-bridge",
+        version=__version__,
+        summary="The automation API that MicroSIP lacks.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.ingestor = ingestor
+    app.state.token = token
+    app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
+
+    async def require_token(request: Request) -> None:
+        # async: a plain def would be run in a worker thread, a hop on every hook event
+        given = bearer_token(request.headers.get("authorization"))
+        if given is None or not tokens_equal(given, token):
+            raise HTTPException(
+                status_code=401,
+                detail="missing or wrong token (Authorization: Bearer <the token file's text>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.get(HEALTH_PATH, response_model=Health, tags=["daemon"])
+    async def health() -> dict[str, str]:
+        """Whether the daemon runs (no token needed)."""
+        return {"status": "ok", "version": __version__}
+
+    @app.post(
+        HOOK_EVENTS_PATH,
+        status_code=202,
+        response_model=HookEventAccepted,
+        dependencies=[Depends(require_token)],
+        tags=["hook"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _HOOK_EVENT_SCHEMA}},
+            }
+        },
+    )
+    async def hook_event(request: Request) -> JSONResponse:
+        """Record one hook event (what ``microsip-bridge-hook`` sends); answers once it is
+        committed."""
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            raise HTTPException(413, f"an event record is at most {MAX_BODY_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"an event record is at most {MAX_BODY_BYTES} bytes")
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            raise HTTPException(400, "the body is not JSON") from None
+        try:
+            rec = EventRecord.from_spool(data, source="hook")
+            future = worker.submit(rec)
+        except NotStoredError as exc:
+            raise HTTPException(503, str(exc)) from None
+        except BridgeError as exc:
+            raise HTTPException(422, str(exc)) from None
+        waiting = asyncio.wrap_future(future)
+        try:
+            # shield: a client that gives up must not cancel the event; it is stored anyway.
+            result = await asyncio.wait_for(asyncio.shield(waiting), settings.commit_timeout)
+        except TimeoutError:
+            raise HTTPException(
+                503, f"not committed within {settings.commit_timeout:g} s; sending it again is safe"
+            ) from None
+        except NotStoredError as exc:
+            raise HTTPException(503, str(exc)) from None
+        except BridgeError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return JSONResponse(
+            {"cursor": result.cursor, "duplicate": result.duplicate, "call_id": result.call_id},
+            status_code=202,
+        )
+
+    return app

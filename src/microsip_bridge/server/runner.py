@@ -1,0 +1,385 @@
+"""Run the daemon: bind, migrate, ingest, serve with uvicorn, publish daemon.json, stop cleanly.
+
+Order of a start (:func:`serve`):
+
+1. refuse to start when another daemon answers for the same home (``daemon.json``);
+2. bind the socket (a clear error when the port is taken);
+3. migrate the store, reload open calls, ingest the spool (errors are one line, not a trace);
+4. serve; once listening, write ``<home>/daemon.json`` (0600: host, port, pid, token file) so the
+   hook finds us, announce where we listen, and ingest what was spooled while we started.
+
+On Ctrl-C or SIGTERM (SIGBREAK on Windows) ``daemon.json`` is removed first, so new hooks spool
+instead of knocking on a closing door; then uvicorn finishes the requests in flight (they wait
+for their commits), and the ingestor commits what is queued. The process then exits 0.
+A daemon killed hard leaves ``daemon.json`` behind: the hook's connection is refused at once and
+it spools, and the next start replaces the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from uvicorn.server import HANDLED_SIGNALS
+
+from microsip_bridge import __version__
+from microsip_bridge.errors import BridgeError
+from microsip_bridge.fileio import atomic_write
+from microsip_bridge.hook import DAEMON_FILE, parse_json
+from microsip_bridge.server.security import token_path
+from microsip_bridge.server.settings import WILDCARD_HOSTS, DaemonSettings
+
+if TYPE_CHECKING:
+    from microsip_bridge.calls.ingest import Ingestor
+
+logger = logging.getLogger("microsip_bridge.daemon")
+
+LOG_NAME = "daemon.log"
+GRACEFUL_SHUTDOWN = 10  # seconds uvicorn waits for requests in flight
+_HEALTH_TIMEOUT = 1.0
+
+Announce = Callable[[str], None]
+
+
+# --- daemon.json ------------------------------------------------------------------------------
+
+
+def daemon_file(home: Path) -> Path:
+    return home / DAEMON_FILE
+
+
+def read_daemon_file(home: Path) -> dict[str, Any] | None:
+    """What ``daemon.json`` says (None: no file, or not ours)."""
+    try:
+        data = parse_json(daemon_file(home).read_text("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_daemon_file(home: Path, host: str, port: int, *, database: str = "") -> Path:
+    """Publish where the daemon listens, atomically and readable by the user only."""
+    path = daemon_file(home)
+    info = {
+        "host": host,
+        "port": port,
+        "pid": os.getpid(),
+        "url": f"http://{_authority(host, port)}",
+        "token_file": str(token_path(home)),
+        "version": __version__,
+        "started_at": time.time(),
+        "database": database,
+    }
+    atomic_write(path, (json.dumps(info, indent=2) + "\n").encode("utf-8"), backups=0)
+    if os.name == "posix":
+        path.chmod(0o600)
+    return path
+
+
+def remove_daemon_file(home: Path, pid: int | None = None) -> bool:
+    """Remove ``daemon.json`` (only if it is ``pid``'s, when given); True if removed."""
+    info = read_daemon_file(home)
+    if info is None or (pid is not None and info.get("pid") != pid):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        daemon_file(home).unlink()
+        return True
+    return False
+
+
+def running_daemon(home: Path) -> dict[str, Any] | None:
+    """The ``daemon.json`` of a daemon that answers its health check, or None (no file, or a
+    daemon that died without removing it)."""
+    info = read_daemon_file(home)
+    if info is None:
+        return None
+    host, port = info.get("host"), info.get("port")
+    if not isinstance(host, str) or not isinstance(port, int):
+        return None
+    conn = http.client.HTTPConnection(host, port, timeout=_HEALTH_TIMEOUT)
+    try:
+        conn.request("GET", "/api/v1/health", headers={"Host": _authority(host, port)})
+        ok = conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        ok = False
+    finally:
+        conn.close()
+    return info if ok else None
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# --- the socket and the server ------------------------------------------------------------------
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port). BridgeError with the
+    reason when it cannot be had (the port is taken, the address is not ours...)."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise BridgeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if sys.platform == "win32":
+            # Windows' SO_REUSEADDR would let another program steal the port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        else:
+            # Restart at once even while old connections linger in TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        hint = " (another microsip-bridge serve? try --port)" if port else ""
+        raise BridgeError(f"cannot listen on {_authority(host, port)}: {reason}{hint}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+class DaemonServer(uvicorn.Server):
+    """uvicorn's server plus ``daemon.json``: written once listening, removed before stopping.
+    Signals stop it gracefully and are not re-raised afterwards (exit status 0)."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        settings: DaemonSettings,
+        *,
+        announce: Announce | None = None,
+        on_listening: Callable[[str, int], None] | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.settings = settings
+        self.announce = announce
+        self.on_listening = on_listening
+        self.address: tuple[str, int] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started or self.should_exit:
+            return
+        bound = (sockets or [s for srv in self.servers for s in srv.sockets or ()])[0]
+        name = bound.getsockname()
+        host = self.settings.connect_host if self.settings.host in WILDCARD_HOSTS else name[0]
+        self.address = (host, int(name[1]))
+        write_daemon_file(self.settings.home, host, int(name[1]), database=self._database())
+        if self.on_listening is not None:
+            self.on_listening(host, int(name[1]))
+        if self.announce is not None:
+            self.announce(self._banner(host, int(name[1])))
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # First: new hooks spool instead of waiting for a daemon that is going away.
+        remove_daemon_file(self.settings.home, os.getpid())
+        await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises the signal after a graceful stop, which would end the process with
+        # SIGTERM's status although everything was shut down in order.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    @property
+    def stop_signal(self) -> str | None:
+        """The name of the signal that stopped the server, if one did."""
+        if not self._captured_signals:
+            return None
+        return signal.Signals(self._captured_signals[0]).name
+
+    def _database(self) -> str:
+        from microsip_bridge.store.engine import default_url, safe_url
+
+        url = self.settings.database_url
+        return safe_url(url) if url else str(default_url(self.settings.home))
+
+    def _banner(self, host: str, port: int) -> str:
+        ini = self.settings.ini
+        where = f"http://{_authority(host, port)}"
+        shown_ini = str(ini) if ini is not None else "none (no reconciliation with [Calls])"
+        lines = [
+            f"microsip-bridge {__version__}: listening on {where} (pid {os.getpid()})",
+            f"  database:     {self._database()}",
+            f"  token:        {token_path(self.settings.home)}",
+            f"  MicroSIP ini: {shown_ini}",
+            "Press Ctrl-C to stop.",
+        ]
+        return "\n".join(lines)
+
+
+def setup_logging(home: Path, level: int = logging.INFO) -> None:
+    """The daemon's log: stderr and ``<home>/logs/daemon.log`` (rotated at 1 MiB, 3 kept)."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    try:
+        folder = home / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                folder / LOG_NAME, maxBytes=1024 * 1024, backupCount=3, encoding="utf-8"
+            )
+        )
+    except OSError as exc:
+        print(f"microsip-bridge: cannot write {home / 'logs'}: {exc.strerror}", file=sys.stderr)
+    for name, lvl in (("microsip_bridge", level), ("uvicorn", logging.WARNING)):
+        target = logging.getLogger(name)
+        for handler in list(target.handlers):
+            if getattr(handler, "_microsip_bridge", False):
+                target.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            handler.setFormatter(formatter)
+            handler._microsip_bridge = True  # type: ignore[attr-defined]
+            target.addHandler(handler)
+        target.setLevel(lvl)
+        target.propagate = False
+
+
+class Daemon:
+    """One run of the daemon (what ``serve`` does), controllable from another thread.
+
+    **Usage**::
+
+        daemon = Daemon(settings)
+        daemon.run()            # blocks until Ctrl-C / SIGTERM (main thread) or stop()
+
+        threading.Thread(target=daemon.run).start()   # tests: no signal handling off-main
+        host, port = daemon.wait_listening()
+        daemon.stop()
+    """
+
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        *,
+        announce: Announce | None = None,
+        configure_logging: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.announce = announce
+        self.configure_logging = configure_logging
+        self.address: tuple[str, int] | None = None
+        self.error: BaseException | None = None
+        self._listening = threading.Event()
+        self._finished = threading.Event()
+        self._server: DaemonServer | None = None
+        self._ingestor: Ingestor | None = None
+        self._stop_requested = False
+
+    def run(self) -> str | None:
+        """Serve until stopped; returns the name of the signal that stopped it (None when
+        :meth:`stop` did). Raises BridgeError when it cannot start."""
+        try:
+            return self._run()
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self._finished.set()
+            self._listening.set()
+
+    def _run(self) -> str | None:
+        from microsip_bridge.server.app import create_app
+        from microsip_bridge.store.engine import make_engine
+
+        settings = self.settings
+        if self.configure_logging:
+            setup_logging(settings.home)
+        other = running_daemon(settings.home)
+        if other is not None:
+            raise BridgeError(
+                f"a daemon already runs for this home: pid {other.get('pid')} at "
+                f"{other.get('url')}",
+                path=settings.home,
+            )
+        engine = make_engine(settings.database_url, settings.home)
+        sock = bind_socket(settings.host, settings.port)
+        ingestor = None
+        try:
+            app = create_app(settings, engine)
+            ingestor = app.state.ingestor
+            ingestor.start()
+            self._ingestor = ingestor
+            config = uvicorn.Config(
+                app,
+                log_config=None,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                server_header=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            )
+            server = DaemonServer(
+                config, settings, announce=self.announce, on_listening=self._on_listening
+            )
+            self._server = server
+            if self._stop_requested:
+                return None
+            server.run(sockets=[sock])
+            return server.stop_signal
+        finally:
+            if ingestor is not None:
+                ingestor.stop()
+            sock.close()
+            remove_daemon_file(settings.home, os.getpid())
+            engine.dispose()
+
+    def _on_listening(self, host: str, port: int) -> None:
+        self.address = (host, port)
+        self._listening.set()
+        # Ingest what hooks spooled while the daemon was starting.
+        if self._ingestor is not None:
+            self._ingestor.schedule_spool()
+
+    def wait_listening(self, timeout: float = 60.0) -> tuple[str, int]:
+        """Wait until the daemon listens; its ``(host, port)``. BridgeError if it failed."""
+        if not self._listening.wait(timeout):
+            raise BridgeError(f"the daemon did not start within {timeout:g} s")
+        if self.address is None:
+            raise BridgeError(f"the daemon did not start: {self.error!r}")
+        return self.address
+
+    def stop(self, timeout: float | None = 60.0) -> None:
+        """Ask the daemon to stop as on SIGTERM, and wait for it to finish (from any thread)."""
+        self._stop_requested = True
+        if self._server is not None:
+            self._server.should_exit = True
+        self._finished.wait(timeout)
+
+
+def serve(
+    settings: DaemonSettings,
+    *,
+    announce: Announce | None = None,
+    configure_logging: bool = True,
+) -> str | None:
+    """Run the daemon until Ctrl-C or SIGTERM; returns the name of the signal that stopped it.
+    Raises BridgeError when it cannot start."""
+    return Daemon(settings, announce=announce, configure_logging=configure_logging).run()

@@ -1,0 +1,82 @@
+"""The daemon's settings: from config.toml (microsip_bridge.config), command-line options on top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from microsip_bridge.errors import BridgeError
+
+if TYPE_CHECKING:
+    from microsip_bridge.config import Config
+
+# The config.toml settings the daemon reads (declared, with defaults and help, in config.py).
+SETTING_NAMES = (
+    "host",
+    "port",
+    "database",
+    "reject_timeout",
+    "spool_interval",
+    "sweep_interval",
+)
+# How long the ingestion endpoint waits for the commit before answering 503 (the hook itself
+# gives up after 0.5 s and spools; other clients may wait this long).
+COMMIT_TIMEOUT = 5.0
+DEFAULT_HOST = "127.0.0.1"
+# Not registered with IANA and not used by common servers (5797 is free in /etc/services).
+DEFAULT_PORT = 5797
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    """Everything ``serve`` needs. ``database`` empty: SQLite ``bridge.db`` in ``home``.
+    ``ini``: MicroSIP's microsip.ini for reconciliation and the sweep (None: none).
+    Times in seconds."""
+
+    home: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    database: str = ""
+    ini: Path | None = None
+    reject_timeout: float = 15.0
+    spool_interval: float = 5.0
+    sweep_interval: float = 60.0
+    commit_timeout: float = COMMIT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise BridgeError(f"port must be 0-65535, not {self.port}")
+        if not self.host.strip():
+            raise BridgeError("host must not be empty")
+        for name in ("reject_timeout", "spool_interval", "sweep_interval", "commit_timeout"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise BridgeError(f"{name} must be more than 0 seconds, not {value}")
+
+    @classmethod
+    def from_config(cls, config: Config, home: Path, **overrides: Any) -> DaemonSettings:
+        """The settings in ``config`` (declared in config.SETTINGS); ``overrides`` that are not
+        None win (the CLI's options). Raises BridgeError for values out of range."""
+        values: dict[str, Any] = {name: config[name] for name in SETTING_NAMES}
+        for name in ("reject_timeout", "spool_interval", "sweep_interval"):
+            values[name] = float(values[name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(home=home, **values)
+
+    def with_(self, **changes: Any) -> DaemonSettings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    @property
+    def database_url(self) -> str | None:
+        """The database URL, or None for the default SQLite file in ``home``."""
+        return self.database.strip() or None
+
+    @property
+    def connect_host(self) -> str:
+        """Where a local client connects: loopback when the daemon listens on every address."""
+        if self.host in WILDCARD_HOSTS:
+            return "::1" if ":" in self.host else "127.0.0.1"
+        return self.host

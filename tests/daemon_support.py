@@ -1,0 +1,194 @@
+"""Helpers for the daemon, hook and spool tests: a real daemon (thread or process), real hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from microsip_bridge import hook
+from microsip_bridge.calls.model import Call
+from microsip_bridge.server.runner import Daemon
+from microsip_bridge.server.settings import DaemonSettings
+from microsip_bridge.store import repo
+from microsip_bridge.store.engine import make_engine
+from microsip_bridge.store.repo import StoredEvent
+
+# What MicroSIP runs: the installed entry point when there is one (pip's wrapper script), else
+# the same main() through -c.
+_SCRIPT = Path(sys.executable).with_name(
+    "microsip-bridge-hook.exe" if sys.platform == "win32" else "microsip-bridge-hook"
+)
+HOOK = (
+    [str(_SCRIPT)]
+    if _SCRIPT.is_file()
+    else [sys.executable, "-I", "-c", "from microsip_bridge.hook import main; main()"]
+)
+# The fastest form, which `hooks install` may write (no wrapper script, no `import re`).
+HOOK_DIRECT = [sys.executable, "-I", f"-c{hook.INLINE_CODE}"]
+
+
+def hook_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["MICROSIP_BRIDGE_HOME"] = str(home)
+    return env
+
+
+def run_hook(
+    home: Path, *args: str | bytes, command: Sequence[str] = HOOK, timeout: float = 30
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the real hook as MicroSIP would: argv items, no shell, the bridge home set."""
+    return subprocess.run(
+        [*command, *args],
+        env=hook_env(home),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        cwd=home,
+    )
+
+
+def start_hook(home: Path, *args: str | bytes) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*HOOK, *args],
+        env=hook_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=home,
+    )
+
+
+def settings_for(home: Path, **changes: object) -> DaemonSettings:
+    """Daemon settings for a test: a free port, quick rounds."""
+    base = DaemonSettings(home=home, host="127.0.0.1", port=0, spool_interval=0.2)
+    return base.with_(**changes) if changes else base
+
+
+@contextmanager
+def live_daemon(home: Path, **changes: object) -> Iterator[Daemon]:
+    """A real daemon (uvicorn on a free loopback port) in a thread of this process."""
+    daemon = Daemon(settings_for(home, **changes), configure_logging=False)
+    thread = threading.Thread(target=_run_quietly, args=(daemon,), daemon=True)
+    thread.start()
+    try:
+        daemon.wait_listening()
+        yield daemon
+    finally:
+        daemon.stop()
+        thread.join(60)
+
+
+def _run_quietly(daemon: Daemon) -> None:
+    try:
+        daemon.run()
+    except BaseException:  # kept in daemon.error; wait_listening reports it
+        return
+
+
+DAEMON_PROCESS_CODE = """
+import sys
+from pathlib import Path
+from microsip_bridge.server.runner import serve
+from microsip_bridge.server.settings import DaemonSettings
+home = Path(sys.argv[1])
+settings = DaemonSettings(home=home, host="127.0.0.1", port=int(sys.argv[2]), spool_interval=0.2)
+stopped = serve(settings, announce=print)
+print("stopped", stopped, flush=True)
+"""
+
+
+def start_daemon_process(home: Path, port: int = 0) -> subprocess.Popen[bytes]:
+    """The daemon in a process of its own (to SIGKILL it, or to stop it with SIGTERM)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DAEMON_PROCESS_CODE, str(home), str(port)],
+        env=hook_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_daemon_file(home, proc)
+    return proc
+
+
+def wait_for_daemon_file(home: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> dict:
+    """Wait until ``proc`` has published daemon.json (it then listens)."""
+    give_up = time.monotonic() + timeout
+    path = home / "daemon.json"
+    while time.monotonic() < give_up:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise AssertionError(f"the daemon exited with {proc.returncode}: {err}")
+        try:
+            info = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            info = None
+        if isinstance(info, dict) and info.get("pid") == proc.pid:
+            return info
+        time.sleep(0.02)
+    raise AssertionError("the daemon did not publish daemon.json in time")
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL: the daemon gets no chance to clean up."""
+    proc.send_signal(signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+    proc.wait(30)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+    """SIGTERM and wait; (exit status, stdout, stderr)."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def stored_events(home: Path, database: str | None = None) -> list[StoredEvent]:
+    engine = make_engine(database, home)
+    try:
+        with engine.connect() as conn:
+            found: list[StoredEvent] = []
+            cursor = 0
+            while page := repo.events_after(conn, cursor, 1000):
+                found.extend(page)
+                cursor = page[-1].cursor
+            return found
+    finally:
+        engine.dispose()
+
+
+def stored_calls(home: Path, database: str | None = None) -> list[Call]:
+    engine = make_engine(database, home)
+    try:
+        with engine.connect() as conn:
+            return list(reversed(repo.list_calls(conn)))
+    finally:
+        engine.dispose()
+
+
+def spool_lines(home: Path) -> list[dict]:
+    path = home / "spool.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("ascii").splitlines() if line]
+
+
+def hook_log(home: Path) -> str:
+    path = home / "logs" / "hook.log"
+    return path.read_text("utf-8", errors="replace") if path.exists() else ""
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "it") -> None:
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
