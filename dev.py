@@ -17,9 +17,11 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 import zipfile
@@ -98,21 +100,56 @@ def venv_env() -> dict[str, str]:
 
 
 def demo(args: list[str]) -> int:
+    """What the bridge reads from the sample MicroSIP folder, then the live demo: the daemon and
+    the MicroSIP simulator with our hooks installed, playing a few calls into the call log."""
     env = venv_env()
-    sample = ROOT / "samples" / "MicroSIP"
-    env["MICROSIP_BRIDGE_HOME"] = str(ROOT / ".demo-home")
+    home = ROOT / ".demo-home"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    env["MICROSIP_BRIDGE_HOME"] = str(home)
+    # Short timeouts, so that the rejected call is closed before the demo ends.
+    (home / "config.toml").write_text("reject_timeout = 3.0\nsweep_interval = 2.0\n")
     tool = str(BIN / "microsip-bridge")
-    steps = [
+    sample = ROOT / "samples" / "MicroSIP"
+    live = home / "MicroSIP"
+
+    def step(*cmd: str) -> int:
+        print(f"\n$ microsip-bridge {' '.join(cmd)}", flush=True)
+        return run(tool, *cmd, check=False, env=env)
+
+    print("== 1. What the bridge reads from a MicroSIP folder (samples/MicroSIP)")
+    for cmd in (
         ["doctor", "--microsip", str(sample)],
-        ["history", "--microsip", str(sample), "--limit", "12"],
+        ["history", "--microsip", str(sample), "--limit", "5"],
         ["contacts", "list", "--microsip", str(sample)],
-        ["hooks", "status", "--microsip", str(sample)],
-    ]
-    for step in steps:
-        print(f"\n$ microsip-bridge {' '.join(step)}", flush=True)
-        rc = run(tool, *step, *args, check=False, env=env)
-        if rc != 0:
-            return rc
+    ):
+        if step(*cmd) not in (0, 1):
+            return 1
+    print("\n== 2. Live: the daemon, and a simulated MicroSIP running our hook on every event")
+    if step("sim", str(live), "--create") != 0 or step("hooks", "install", "--microsip", str(live)):
+        return 1
+    print(f"\n$ microsip-bridge serve --port 0 --ini {live / 'microsip.ini'} &", flush=True)
+    daemon = subprocess.Popen(
+        [tool, "serve", "--port", "0", "--ini", str(live / "microsip.ini")], cwd=ROOT, env=env
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (home / "daemon.json").exists():
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                say("the daemon did not start")
+                return 1
+            time.sleep(0.1)
+        scenario = ROOT / "samples" / "demo-calls.toml"
+        if step("sim", str(live), "--scenario", str(scenario), *args) != 0:
+            return 1
+        time.sleep(4)  # the reject timeout closes the call MicroSIP rejected silently
+        step("calls")
+        step("events", "--limit", "8")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(15)
+    print(f"\nThe demo's bridge home is {home}; run the commands above with")
+    print(f"MICROSIP_BRIDGE_HOME={home} to look further (the daemon is stopped).")
     return 0
 
 
