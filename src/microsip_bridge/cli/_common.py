@@ -98,6 +98,18 @@ def output_option(func: F) -> F:
     )(func)
 
 
+def format_option(choices: tuple[str, ...], help: str, default: str = "table") -> Callable[[F], F]:
+    """--format, with the same spelling and default display in every command."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
 def emit(data: str | bytes, output: Path | None) -> None:
     """Print the result, or write it to ``output`` atomically (no half-written export)."""
     if output is not None:

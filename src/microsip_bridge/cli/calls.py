@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from microsip_bridge.cli._common import emit, output_option, state
+from microsip_bridge.cli._common import emit, format_option, output_option, state
 from microsip_bridge.cli.history import Since
 
 if TYPE_CHECKING:
@@ -140,14 +140,7 @@ def calls_csv(calls: Sequence[Call]) -> str:
     "--since", type=Since(), help="Only calls since a date/time (local) or a span: 12h, 7d."
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N calls.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(CALL_FORMATS),
-    default="table",
-    show_default=True,
-    help="json and csv carry every field, for scripts.",
-)
+@format_option(CALL_FORMATS, "json and csv carry every field, for scripts.")
 @database_option
 @output_option
 def calls(
@@ -247,14 +240,7 @@ def _start_cursor(conn: Connection, limit: int) -> int:
     help="Only events after this cursor (what the previous run printed last).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N events.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(EVENT_FORMATS),
-    default="table",
-    show_default=True,
-    help="json: one JSON object per line (JSON Lines), for scripts.",
-)
+@format_option(EVENT_FORMATS, "json: one JSON object per line (JSON Lines), for scripts.")
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.05),

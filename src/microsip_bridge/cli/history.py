@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from microsip_bridge.cli._common import emit, locate_files, location_options, output_option
+from microsip_bridge.cli._common import (
+    emit,
+    format_option,
+    locate_files,
+    location_options,
+    output_option,
+)
 
 FORMATS = ("table", "json", "csv", "microsip-csv", "xml")
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")
@@ -60,13 +66,8 @@ class Since(click.ParamType[dt.datetime]):
 )
 @click.option("--number", help="Only calls whose number contains this text (case-insensitive).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N calls.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="csv and json are stable for scripts; microsip-csv and xml are MicroSIP's own export.",
+@format_option(
+    FORMATS, "csv and json are stable for scripts; microsip-csv and xml are MicroSIP's own export."
 )
 @output_option
 def history(

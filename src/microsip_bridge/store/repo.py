@@ -151,6 +151,21 @@ def _statement(conn: Connection, kind: str) -> Any:
     return stmt
 
 
+def _call_upsert(conn: Connection) -> Any:
+    """INSERT ... ON CONFLICT (call_id) DO UPDATE of every column, built once per dialect for
+    the same reason as :func:`_statement`: the daemon saves a call after every event."""
+    key = (conn.dialect.name, "call-upsert")
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        base = _insert(conn, calls)
+        stmt = base.on_conflict_do_update(
+            index_elements=["call_id"],
+            set_={c.name: base.excluded[c.name] for c in calls.columns if c.name != "call_id"},
+        )
+        _STATEMENTS[key] = stmt
+    return stmt
+
+
 _STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
@@ -247,13 +262,7 @@ def _stored_event(row: Row[Any]) -> StoredEvent:
 def save_call(conn: Connection, call: Call) -> None:
     """Insert or replace ``call`` (by ``call_id``), every field of it, and link the events in
     ``call.events`` that the log holds to it."""
-    row = _call_row(call)
-    base = _insert(conn, calls).values(row)
-    stmt = base.on_conflict_do_update(
-        index_elements=["call_id"],
-        set_={name: base.excluded[name] for name in row if name != "call_id"},
-    )
-    conn.execute(stmt)
+    conn.execute(_call_upsert(conn), _call_row(call))
     for chunk in _chunks(call.events):
         conn.execute(
             update(events)
