@@ -143,6 +143,12 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # Everything allocated meanwhile sits in the youngest generation, and re-enabling would
+        # make the very next allocation walk all of it (0.1 s for 100,000 contacts). Freezing
+        # and unfreezing moves it straight to the oldest generation instead; nothing is lost:
+        # unfrozen objects are collected as usual.
+        gc.freeze()
+        gc.unfreeze()
         gc.enable()
 
 
