@@ -31,7 +31,7 @@ from microsip_bridge.calls.ingest import Ingestor, NotStoredError
 from microsip_bridge.calls.model import EventRecord
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.hook import HOOK_EVENTS_PATH
+from microsip_bridge.hook import EVENT_NAMES, HOOK_EVENTS_PATH, MAX_NUMBER_CHARS
 from microsip_bridge.server.security import (
     HostCheckMiddleware,
     allowed_hosts,
@@ -68,18 +68,9 @@ _HOOK_EVENT_SCHEMA: dict[str, Any] = {
         "id": {"type": "string", "pattern": "^[0-9A-Za-z_.:-]{1,64}$"},
         "event": {
             "type": "string",
-            "enum": [
-                "outgoing",
-                "incoming",
-                "ring",
-                "answer",
-                "answer-video",
-                "start",
-                "busy",
-                "end",
-            ],
+            "enum": list(EVENT_NAMES),
         },
-        "number": {"type": "string", "maxLength": 1024},
+        "number": {"type": "string", "maxLength": MAX_NUMBER_CHARS},
         "ts": {"type": "number", "description": "when the hook fired, Unix seconds"},
         "pid": {"type": ["integer", "null"]},
     },
