@@ -428,3 +428,24 @@ def test_configured_microsip_folder_is_used(
     code, out, _ = run(capsys, "history", "--limit", "1", "--format", "json")
     assert code == 0
     assert len(json.loads(out)) == 1
+
+
+def test_default_install_writes_the_fast_form_and_it_runs(
+    capsys: pytest.CaptureFixture[str], folder: Path, bridge_home: Path
+) -> None:
+    from microsip_bridge.hook import INLINE_CODE
+    from microsip_bridge.microsip.cmdline import microsip_run_command
+
+    code, _, _ = run(capsys, "hooks", "install", "--microsip", str(folder))
+    assert code == 0
+    value = IniDocument.load(folder / "microsip.ini").get("Settings", "cmdCallRing")
+    assert value is not None and INLINE_CODE in value
+    code, out, _ = run(capsys, "hooks", "status", "--microsip", str(folder), "--format", "json")
+    assert code == 0
+    assert {row["state"] for row in json.loads(out)} == {"ours"}
+    # Run it as MicroSIP would (facts §2.3): the event reaches the spool (no daemon here).
+    argv = microsip_run_command(value, "5551234")
+    subprocess.run(argv, check=True, timeout=10)
+    (line,) = (bridge_home / "spool.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert (record["event"], record["number"]) == ("ring", "5551234")

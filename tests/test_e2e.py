@@ -23,7 +23,6 @@ from microsip_bridge.store import repo
 from microsip_bridge.store.engine import make_engine
 
 BIN = Path(sys.executable).parent
-HOOK = BIN / "microsip-bridge-hook"
 
 # Every sequence of facts §2.2, compressed in time, one remote number each.
 SCENARIO = {
@@ -86,7 +85,8 @@ def folder(tmp_path: Path) -> Path:
     """A simulated MicroSIP folder with our hook installed, as `hooks install` would."""
     sim = create_folder(tmp_path / "MicroSIP", domain="pbx.example.invalid")
     doc = IniDocument.load(sim.ini)
-    install_hooks(doc, HOOK, SavedHooks()).commit()
+    # The form `hooks install` writes by default: this Python running the hook directly.
+    install_hooks(doc, Path(sys.executable), SavedHooks(), flag="-I").commit()
     doc.save(backups=0)
     return sim.path
 

@@ -568,3 +568,32 @@ def test_default_hook_program_in_this_environment_is_runnable_as_a_hook() -> Non
     assert program.name.startswith("microsip-bridge-hook")
     if sys.platform != "win32":
         assert hook_value(program, Event.RING).endswith(" ring")
+
+
+# --- the fast form: a Python interpreter running the hook directly ------------------------------
+
+
+@pytest.mark.parametrize("flag", ["-I", "-E"])
+def test_fast_form_survives_runcmd_and_is_ours(flag: str) -> None:
+    from microsip_bridge.hook import INLINE_CODE
+    from microsip_bridge.microsip.hooks import INLINE_ARG, HookState, classify_hook, hook_value
+
+    python = r"C:\Users\Ann Lee\pipx\venvs\microsip-bridge\Scripts\pythonw.exe"
+    value = hook_value(python, Event.RING, flag=flag)
+    assert len(value) <= 255  # facts §2.1
+    assert INLINE_CODE in value
+    # facts §2.3: split, re-joined unquoted, the number appended: the code arrives whole.
+    assert microsip_run_command(value, "5551234") == [python, flag, INLINE_ARG, "ring", "5551234"]
+    status = classify_hook(Event.RING, value, python)
+    assert status.state is HookState.OURS
+    assert classify_hook(Event.END, value, python).state is HookState.DAMAGED  # wrong event
+    assert classify_hook(Event.RING, value, r"C:\other\python.exe").state is (
+        HookState.OURS_ELSEWHERE
+    )
+
+
+def test_fast_form_refuses_other_interpreter_flags() -> None:
+    from microsip_bridge.microsip.hooks import hook_value
+
+    with pytest.raises(BridgeError, match="flag"):
+        hook_value(r"C:\Python312\python.exe", Event.END, flag="-S")

@@ -75,8 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "hook_program",
         "",
-        "The microsip-bridge-hook program that `hooks install` writes into microsip.ini; "
-        "empty means the one installed beside this microsip-bridge.",
+        "The program `hooks install` writes into microsip.ini: microsip-bridge-hook, or a "
+        "Python interpreter; empty means this Python running the hook directly (the fastest).",
     ),
 )
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}

@@ -29,16 +29,11 @@ def doctor(
         microsip-bridge doctor --ini ./microsip.ini --format json
     """
     from microsip_bridge.diagnosis import diagnose
-    from microsip_bridge.microsip.hooks import default_hook_program
+    from microsip_bridge.microsip.hooks import fast_hook_program
 
     cfg = state().config
     location = locate_files(microsip_path, ini_path, contacts_path)
-    program: str | Path | None = cfg["hook_program"] or None
-    if program is None:
-        try:
-            program = default_hook_program()
-        except Exception:  # doctor reports hooks even where ours is not installed
-            program = None
+    program: str | Path = cfg["hook_program"] or fast_hook_program()[0]
     diag = diagnose(
         location,
         running=microsip_running(location.ini),

@@ -31,11 +31,16 @@ def hooks() -> None:
     """
 
 
-def _program(program: Path | None) -> Path:
-    from microsip_bridge.microsip.hooks import default_hook_program
+def _program(program: Path | None) -> tuple[Path, str]:
+    """What the hooks run, and the interpreter flag: --program, else the hook_program setting,
+    else this Python in the fast form (``python -I -c<code> EVENT``, see microsip/hooks.py)."""
+    from microsip_bridge.microsip.hooks import fast_hook_program
 
     configured = state().config["hook_program"]
-    return default_hook_program(program or (Path(configured) if configured else None))
+    chosen = program or (Path(configured) if configured else None)
+    if chosen is None:
+        return fast_hook_program()
+    return chosen, "-I"
 
 
 def _print_plan(plan: HookPlan, dry_run: bool) -> None:
@@ -72,8 +77,8 @@ def _apply(plan: HookPlan, doc: object, ini: Path, dry_run: bool, force: bool) -
 @click.option(
     "--program",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The hook program to install (default: the microsip-bridge-hook installed with this "
-    "bridge, or the hook_program setting).",
+    help="The program the hooks run: microsip-bridge-hook, or a Python interpreter (default: "
+    "the hook_program setting, else this Python running the hook directly, the fastest form).",
 )
 @dry_run_option
 @force_option
@@ -98,9 +103,9 @@ def install(
     from microsip_bridge.microsip.inifile import IniDocument
 
     location = locate_files(microsip_path, ini_path, contacts_path)
-    hook = _program(program)
+    hook, flag = _program(program)
     doc = IniDocument.load(location.ini)
-    plan = install_hooks(doc, hook, SavedHooks())
+    plan = install_hooks(doc, hook, SavedHooks(), flag=flag)
     _apply(plan, doc, location.ini, dry_run, force)
 
 
@@ -151,10 +156,7 @@ def status(
 
     location = locate_files(microsip_path, ini_path, contacts_path)
     doc = IniDocument.load(location.ini)
-    try:
-        program: Path | None = _program(None)
-    except Exception:  # status still classifies when our program is not installed here
-        program = None
+    program: Path | None = _program(None)[0]
     states = hooks_status(doc, program)
     saved = SavedHooks().entries(location.ini)
     if fmt == "json":
