@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import click
 
@@ -67,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BridgeError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         click.echo(f"{PROG}: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except Exception as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         click.echo(
             f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
