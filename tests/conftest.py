@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,19 @@ def corpus() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+PG_ENV = "MSB_TEST_PG_URL"
+PG_URL = os.environ.get(PG_ENV)
+# CI sets MSB_REQUIRE_PG=1: there a missing server fails the PostgreSQL tests, never skips them.
+PG_REQUIRED = os.environ.get("MSB_REQUIRE_PG") == "1"
+# Parametrise a test over the store's databases: SQLite always, PostgreSQL when there is one.
+DATABASES = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not PG_URL and not PG_REQUIRED, reason=f"set {PG_ENV} to test on PostgreSQL"
+        ),
+    ),
+]

@@ -35,6 +35,7 @@ from microsip_bridge.server import security
 from microsip_bridge.server.runner import Daemon, bind_socket, read_daemon_file
 from microsip_bridge.server.settings import SETTING_NAMES, DaemonSettings
 from microsip_bridge.store.engine import make_engine
+from tests.conftest import DATABASES, PG_ENV, PG_URL
 from tests.daemon_support import (
     kill,
     live_daemon,
@@ -48,19 +49,6 @@ from tests.daemon_support import (
     wait_for_daemon_file,
     wait_until,
 )
-
-PG_ENV = "MSB_TEST_PG_URL"
-PG_URL = os.environ.get(PG_ENV)
-PG_REQUIRED = os.environ.get("MSB_REQUIRE_PG") == "1"
-DATABASES = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(
-            not PG_URL and not PG_REQUIRED, reason=f"set {PG_ENV} to test on PostgreSQL"
-        ),
-    ),
-]
 
 
 @pytest.fixture(params=DATABASES)

@@ -47,20 +47,9 @@ from microsip_bridge.store.engine import (
     upgrade,
 )
 from microsip_bridge.store.schema import calls, events, metadata
+from tests.conftest import DATABASES as DIALECTS
+from tests.conftest import PG_ENV, PG_URL
 
-PG_ENV = "MSB_TEST_PG_URL"
-PG_URL = os.environ.get(PG_ENV)
-# CI sets MSB_REQUIRE_PG=1: there a missing server fails the PostgreSQL tests, never skips them.
-PG_REQUIRED = os.environ.get("MSB_REQUIRE_PG") == "1"
-DIALECTS = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(
-            not PG_URL and not PG_REQUIRED, reason=f"set {PG_ENV} to test on PostgreSQL"
-        ),
-    ),
-]
 T0 = 1_764_000_000.0  # late 2025: a realistic hook time
 
 

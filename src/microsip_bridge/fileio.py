@@ -52,14 +52,17 @@ def make_backup(path: Path, keep: int = DEFAULT_BACKUPS) -> Path | None:
     return target
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or delete in ``folder`` durable (POSIX; Windows has no directory fsync and
+    MoveFileEx with REPLACE_EXISTING is enough). Best effort: the change itself already happened."""
     if os.name != "posix":
-        return  # Windows has no directory fsync; MoveFileEx with REPLACE_EXISTING is enough
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, *, backups: int = DEFAULT_BACKUPS) -> Path | None:
@@ -85,7 +88,7 @@ def atomic_write(path: Path, data: bytes, *, backups: int = DEFAULT_BACKUPS) -> 
             with contextlib.suppress(OSError):
                 shutil.copymode(path, tmp)
         os.replace(tmp, path)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()

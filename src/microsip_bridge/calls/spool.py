@@ -39,6 +39,7 @@ from pathlib import Path
 
 from microsip_bridge.calls.model import EventRecord
 from microsip_bridge.errors import BridgeError
+from microsip_bridge.fileio import fsync_dir
 from microsip_bridge.hook import SPOOL_NAME, append_line
 
 CLAIMED_SUFFIX = ".ingesting"
@@ -104,7 +105,7 @@ def claim(home: Path, *, timeout: float = CLAIM_TIMEOUT) -> Path | None:
         except FileExistsError:  # two claims in one nanosecond tick (Windows clock)
             time.sleep(0.001)
             continue
-        _fsync_dir(home)
+        fsync_dir(home)
         return target
 
 
@@ -177,7 +178,7 @@ def ingest_file(
     # more: none opens it by its claimed name, and one that opened spool.jsonl before the
     # rename finds, once it has its lock, that the name is no longer this file's.
     path.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     report.files += 1
     return report
 
@@ -250,18 +251,6 @@ def _rejected_lines(home: Path, file_name: str) -> set[int]:
 
 def _shown(raw: bytes) -> str:
     return raw[:MAX_LINE_BYTES].decode("utf-8", "backslashreplace")
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename and the delete must reach the disk before we act on them (POSIX only).
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 if sys.platform == "win32":

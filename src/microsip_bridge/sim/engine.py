@@ -944,17 +944,20 @@ class Simulator:
 
     # --- the user's actions ----------------------------------------------------------------------
 
+    def _first_ringing(self) -> SimCall | None:
+        """The call /answer and Decline act on: the first incoming call still ringing."""
+        ringing = self.ringing_incoming()
+        return ringing[0] if ringing else None
+
     def answer(self, call: SimCall | None = None) -> SimCall | None:
         """Answer ``call``, or the first incoming call still ringing (/answer, facts §1.6 4);
         None when none rings. In single mode another connected call is put on hold (no hook:
         facts §2.1 lists no hold trigger)."""
         with self._lock:
             self._require_running()
+            call = call or self._first_ringing()
             if call is None:
-                ringing = self.ringing_incoming()
-                if not ringing:
-                    return None
-                call = ringing[0]
+                return None
             self._expect(call, CallState.RINGING, direction=Direction.INCOMING)
             if self.settings.single_mode:
                 for other in self._others(call):
@@ -968,11 +971,9 @@ class Simulator:
         so ``busy`` fires, not ``end`` (facts §2.2)."""
         with self._lock:
             self._require_running()
+            call = call or self._first_ringing()
             if call is None:
-                ringing = self.ringing_incoming()
-                if not ringing:
-                    return None
-                call = ringing[0]
+                return None
             self._expect(call, CallState.RINGING, direction=Direction.INCOMING)
             self._end(call, EndKind.DECLINED)
             return call
