@@ -26,7 +26,7 @@ def hooks() -> None:
     """Install, check and remove the hooks through which MicroSIP reports call events.
 
     MicroSIP runs a program on each call event, named by eight cmd* keys in microsip.ini
-    (cmdOutgoingCall ... cmdCallEnd). `install` points them at microsip-bridge-hook; commands you
+    (cmdOutgoingCall ... cmdCallEnd). `install` points them at our hook; commands you
     had there are saved and put back by `uninstall`. MicroSIP must be closed while they change.
     """
 
@@ -90,7 +90,7 @@ def install(
     dry_run: bool,
     force: bool,
 ) -> None:
-    """Point all eight cmd* keys at microsip-bridge-hook (idempotent).
+    """Point all eight cmd* keys at our hook (idempotent).
 
     Each value is at most 255 characters, quotes only the program path, and never runs a shell
     (facts §2.3, §2.6). Someone else's command in a key is saved first.
