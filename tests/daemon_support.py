@@ -192,3 +192,11 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str =
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def spool_drained(home: Path) -> bool:
+    """No spool and no claimed file left: every spooled event is committed (the daemon deletes a
+    claimed file only after its events are stored)."""
+    from microsip_bridge.calls.spool import CLAIMED_SUFFIX
+
+    return not (home / "spool.jsonl").exists() and not list(home.glob(f"spool*{CLAIMED_SUFFIX}"))

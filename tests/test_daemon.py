@@ -41,6 +41,7 @@ from tests.daemon_support import (
     live_daemon,
     run_hook,
     settings_for,
+    spool_drained,
     spool_lines,
     start_daemon_process,
     stop,
@@ -523,7 +524,7 @@ def check_calls(home: Path, plan: list[tuple[str, int]]) -> None:
 def test_eight_lines_of_calls_at_once_lose_nothing(bridge_home: Path) -> None:
     with live_daemon(bridge_home):
         plan = fire_calls(bridge_home, 24)
-        wait_until(lambda: not (bridge_home / "spool.jsonl").exists(), what="the spool")
+        wait_until(lambda: spool_drained(bridge_home), what="the spool")
     check_calls(bridge_home, plan)
 
 
@@ -532,7 +533,7 @@ def test_eight_lines_of_calls_at_once_lose_nothing(bridge_home: Path) -> None:
 def test_eight_hooks_at_once_for_each_of_200_calls_lose_nothing(bridge_home: Path) -> None:
     with live_daemon(bridge_home):
         plan = fire_calls(bridge_home, 200)
-        wait_until(lambda: not (bridge_home / "spool.jsonl").exists(), what="the spool")
+        wait_until(lambda: spool_drained(bridge_home), what="the spool")
     check_calls(bridge_home, plan)
 
 

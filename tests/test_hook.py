@@ -32,6 +32,7 @@ from tests.daemon_support import (
     hook_log,
     live_daemon,
     run_hook,
+    spool_drained,
     spool_lines,
     start_hook,
     stored_calls,
@@ -219,9 +220,11 @@ def test_a_wrong_token_gets_401_and_the_event_is_spooled_then_ingested(bridge_ho
         assert "daemon answered 401 to answer; spooled it" in hook_log(bridge_home)
         (bridge_home / "token").write_text(real)
         # The daemon ingests its spool every spool_interval (0.2 s here).
-        wait_until(lambda: not (bridge_home / "spool.jsonl").exists(), what="spool ingestion")
+        # Wait for the commit, not just the spool's rename: ingestion claims the file first.
+        wait_until(lambda: len(stored_events(bridge_home)) == 1, what="spool ingestion")
         [event] = stored_events(bridge_home)
     assert (event.event, event.source) == ("answer", "spool")
+    assert not (bridge_home / "spool.jsonl").exists()
 
 
 @pytest.fixture
@@ -362,7 +365,7 @@ def test_hostile_numbers_survive_the_spool_too(bridge_home: Path) -> None:
     raw = (bridge_home / "spool.jsonl").read_bytes()
     assert raw.isascii()  # escaped, whatever the number held
     with live_daemon(bridge_home):
-        wait_until(lambda: not (bridge_home / "spool.jsonl").exists(), what="spool ingestion")
+        wait_until(lambda: spool_drained(bridge_home), what="spool ingestion")
         stored = [e.number for e in stored_events(bridge_home)]
     expected = numbers + ([] if sys.platform == "win32" else ["\ufffd1001"])
     assert sorted(stored) == sorted(expected)
