@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from microsip_bridge.microsip.calls_history import (
+from microsip_bridge.microsip.history import (
     CallEntry,
     CallType,
     format_entry,

@@ -11,7 +11,7 @@ baseline ``python -I -c pass`` from the same interpreter, medians of N runs each
 Two ways to start the hook are measured:
 
 * ``direct``: ``python -I -c__import__('microsip_bridge.hook').hook.main() EVENT NUMBER``
-  (``hook.INLINE_CODE``), which pays only for the hook and survives MicroSIP's unquoted
+  (``wire.INLINE_CODE``), which pays only for the hook and survives MicroSIP's unquoted
   re-joining of the command line (facts §2.3), so ``hooks install`` can write it;
 * ``script``: the ``microsip-bridge-hook`` entry point that pip installs, whose wrapper imports
   ``re`` (about 7 ms) before the hook runs (on Windows pip's launcher .exe also starts python
@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from microsip_bridge.hook import INLINE_CODE
+from microsip_bridge.wire import INLINE_CODE
 
 TARGET_UP = 1.5
 TARGET_DOWN = 2.0

@@ -33,8 +33,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from microsip_bridge.calls.model import EventRecord
-from microsip_bridge.hook import Event
+from microsip_bridge.model import Event, EventRecord
 from microsip_bridge.store import repo
 from microsip_bridge.store.engine import make_engine, parse_url, safe_url, upgrade
 

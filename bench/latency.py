@@ -8,7 +8,7 @@ from ``Popen`` to the moment a separate reader sees the event in the database (p
 0.5 ms through the stdlib sqlite3, as any reader of the log would) is the **spawn -> stored**
 latency. From the stored rows, **fired -> recorded** is the daemon's side: the hook's own time
 stamp to the time the daemon recorded it. ``--script`` uses the pip entry point instead of the
-``python -I -c<hook.INLINE_CODE>`` form.
+``python -I -c<wire.INLINE_CODE>`` form.
 """
 
 from __future__ import annotations

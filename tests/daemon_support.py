@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from microsip_bridge import hook
-from microsip_bridge.calls.model import Call
+from microsip_bridge import wire
+from microsip_bridge.model import Call
 from microsip_bridge.server.runner import Daemon
 from microsip_bridge.server.settings import DaemonSettings
 from microsip_bridge.store import repo
@@ -32,7 +32,7 @@ HOOK = (
     else [sys.executable, "-I", "-c", "from microsip_bridge.hook import main; main()"]
 )
 # The fastest form, which `hooks install` may write (no wrapper script, no `import re`).
-HOOK_DIRECT = [sys.executable, "-I", f"-c{hook.INLINE_CODE}"]
+HOOK_DIRECT = [sys.executable, "-I", f"-c{wire.INLINE_CODE}"]
 
 
 def hook_env(home: Path) -> dict[str, str]:

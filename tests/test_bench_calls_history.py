@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from microsip_bridge.microsip.calls_history import read_history
+from microsip_bridge.microsip.history import read_history
 from microsip_bridge.microsip.inifile import IniDocument, IniEncoding
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "calls_history.py"

@@ -13,19 +13,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from microsip_bridge.calls import state
-from microsip_bridge.calls.model import (
+from microsip_bridge.calls.state import CallTracker
+from microsip_bridge.errors import BridgeError
+from microsip_bridge.model import (
     CALL_ID_CHARS,
     Call,
     CallState,
     Direction,
+    Event,
     EventRecord,
     Outcome,
     history_call_id,
     new_call_id,
 )
-from microsip_bridge.calls.state import CallTracker
-from microsip_bridge.errors import BridgeError
-from microsip_bridge.hook import MAX_NUMBER_CHARS, Event, make_record
+from microsip_bridge.wire import MAX_NUMBER_CHARS, make_record
 
 T0 = 1_750_000_000.0
 IN, OUT, UNK = Direction.INCOMING, Direction.OUTGOING, Direction.UNKNOWN

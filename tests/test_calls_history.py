@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from microsip_bridge.errors import BridgeError, FileFormatError, NotFoundError, UnsafeInputError
-from microsip_bridge.microsip.calls_history import (
+from microsip_bridge.microsip.history import (
     INT32_MAX,
     INT32_MIN,
     RECORD_FIELDS,

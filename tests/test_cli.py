@@ -433,8 +433,8 @@ def test_configured_microsip_folder_is_used(
 def test_default_install_writes_the_fast_form_and_it_runs(
     capsys: pytest.CaptureFixture[str], folder: Path, bridge_home: Path
 ) -> None:
-    from microsip_bridge.hook import INLINE_CODE
     from microsip_bridge.microsip.cmdline import microsip_run_command
+    from microsip_bridge.wire import INLINE_CODE
 
     code, _, _ = run(capsys, "hooks", "install", "--microsip", str(folder))
     assert code == 0

@@ -23,14 +23,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from microsip_bridge import __version__, hook
+from microsip_bridge import __version__, wire
 from microsip_bridge.calls.ingest import Ingestor, clean_number
-from microsip_bridge.calls.model import CallState, Direction, EventRecord, Outcome
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.config import DEFAULTS, Config
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.microsip.calls_history import CallType, append_entry, update_entry
+from microsip_bridge.microsip.history import CallType, append_entry, update_entry
 from microsip_bridge.microsip.inifile import IniDocument
+from microsip_bridge.model import CallState, Direction, EventRecord, Outcome
 from microsip_bridge.server import security
 from microsip_bridge.server.runner import Daemon, bind_socket, read_daemon_file
 from microsip_bridge.server.settings import SETTING_NAMES, DaemonSettings
@@ -73,7 +73,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def record(event: str = "ring", number: str = "1001", **extra: object) -> dict[str, object]:
-    return {**hook.make_record(event, number), **extra}
+    return {**wire.make_record(event, number), **extra}
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_a_number_that_is_not_text_is_stored_with_replacement_characters(
     client: httpx2.Client, bridge_home: Path, database: str
 ) -> None:
     # What the hook sends for argv bytes that are not UTF-8 (surrogateescape, escaped JSON).
-    body = hook.encode_record(record(number="\udcff\udcfe42\ud800"))
+    body = wire.encode_record(record(number="\udcff\udcfe42\ud800"))
     response = client.post(
         "/api/v1/hook-events", content=body, headers={"Content-Type": "application/json"}
     )
@@ -390,7 +390,7 @@ def test_call_waiting_gets_its_own_entry_not_the_newest(bridge_home: Path, tmp_p
         steps = [("1001", "incoming", 0), ("1001", "ring", 0.1), ("1001", "answer", 1)]
         steps += [("1002", "incoming", 2), ("1002", "ring", 2.1), ("1001", "end", 31)]
         ingestor.ingest(
-            EventRecord.from_spool(hook.make_record(event, number, now=now + at), source="hook")
+            EventRecord.from_spool(wire.make_record(event, number, now=now + at), source="hook")
             for number, event, at in steps
         )
     finally:
@@ -415,7 +415,7 @@ def test_an_entry_not_final_at_the_end_is_completed_by_the_sweep(
     ingestor.start()
     try:
         ingestor.ingest(
-            EventRecord.from_spool(hook.make_record(event, "1001", now=now + at), source="hook")
+            EventRecord.from_spool(wire.make_record(event, "1001", now=now + at), source="hook")
             for event, at in (("incoming", 0), ("ring", 0.1), ("end", 5))
         )
         [call] = stored_calls(bridge_home)
@@ -652,7 +652,7 @@ def fill_store(home: Path, sequences: list[tuple[str, list[tuple[str, float]]]])
     try:
         for number, steps in sequences:
             ingestor.ingest(
-                EventRecord.from_spool(hook.make_record(event, number, now=ts), source="hook")
+                EventRecord.from_spool(wire.make_record(event, number, now=ts), source="hook")
                 for event, ts in steps
             )
     finally:
@@ -832,7 +832,7 @@ def test_a_failed_transaction_leaves_no_trace_in_the_calls(
         raise OperationalError("SELECT", {}, Exception("database is locked"))
 
     def event(name: str, at: float) -> EventRecord:
-        return EventRecord.from_spool(hook.make_record(name, "1001", now=T0 + at), source="hook")
+        return EventRecord.from_spool(wire.make_record(name, "1001", now=T0 + at), source="hook")
 
     try:
         incoming = event("incoming", 0)
@@ -870,14 +870,14 @@ def test_timeouts_and_spool_rounds_on_demand(bridge_home: Path) -> None:
     )
     ingestor.start()
     try:
-        lone = EventRecord.from_spool(hook.make_record("incoming", "666", now=T0), source="hook")
+        lone = EventRecord.from_spool(wire.make_record("incoming", "666", now=T0), source="hook")
         ingestor.ingest([lone])
         now[0] = T0 + 14
         assert ingestor.expire_now() == []
         now[0] = T0 + 15
         [closed] = ingestor.expire_now()
         assert (closed.number, closed.outcome) == ("666", Outcome.REJECTED)
-        hook.spool(hook.make_record("ring", "777", now=T0 + 16), bridge_home)
+        wire.spool(wire.make_record("ring", "777", now=T0 + 16), bridge_home)
         report = ingestor.ingest_spool_now()
         assert (report.files, report.events, report.rejected) == (1, 1, 0)
     finally:

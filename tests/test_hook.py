@@ -23,9 +23,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microsip_bridge import events, hook
-from microsip_bridge.calls.model import EventRecord
+from microsip_bridge import hook, model, wire
 from microsip_bridge.microsip.cmdline import microsip_run_command
+from microsip_bridge.model import EventRecord
 from tests.daemon_support import (
     HOOK,
     HOOK_DIRECT,
@@ -93,7 +93,7 @@ def probe_imports(home: Path, *args: str) -> tuple[int, list[str], list[str]]:
 
 
 def assert_stdlib_only(added: list[str], timed: list[str]) -> None:
-    ours = {"microsip_bridge", "microsip_bridge.hook"}
+    ours = {"microsip_bridge", "microsip_bridge.hook", "microsip_bridge.wire"}
     foreign = [m for m in added if m not in ours and m.split(".")[0] not in sys.stdlib_module_names]
     assert foreign == []
     assert HEAVY.isdisjoint({m.split(".")[0] for m in added})
@@ -122,11 +122,9 @@ def test_post_path_imports_only_the_standard_library(bridge_home: Path) -> None:
     assert [e.number for e in stored_events(bridge_home)] == ["1001"]
 
 
-def test_the_event_enum_is_there_on_demand_and_is_one_class() -> None:
-    assert hook.Event is events.Event
-    assert tuple(e.value for e in hook.Event) == hook.EVENT_NAMES
-    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        _ = hook.Nope  # type: ignore[attr-defined]
+def test_the_event_enum_is_built_on_the_wire_names_and_the_hook_never_loads_it() -> None:
+    assert tuple(e.value for e in model.Event) == wire.EVENT_NAMES
+    assert not hasattr(hook, "Event")  # the hook works with the plain names (enum costs 5 ms)
 
 
 # --- the spool path ----------------------------------------------------------------------------
@@ -282,7 +280,7 @@ def test_an_http_error_spools_the_event(bridge_home: Path, status: int, logged: 
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
     publish(bridge_home, server.getsockname()[1], pid=os.getpid())
-    record = hook.make_record("busy", "1001")
+    record = wire.make_record("busy", "1001")
     assert hook.deliver(record, bridge_home) == "spooled"
     thread.join(10)
     server.close()
@@ -334,7 +332,7 @@ def test_ten_thousand_characters_are_refused_with_a_log_line(shared_daemon: Path
     result = run_hook(shared_daemon, "ring", "9" * 10_000)
     assert result.returncode == hook.EXIT_USAGE
     assert len(stored_events(shared_daemon)) == before
-    assert f"refused: ring number of 10000 characters (max {hook.MAX_NUMBER_CHARS})" in hook_log(
+    assert f"refused: ring number of 10000 characters (max {wire.MAX_NUMBER_CHARS})" in hook_log(
         shared_daemon
     )
     assert spool_lines(shared_daemon) == []
@@ -399,9 +397,9 @@ def test_a_nul_in_a_number_given_by_hand_is_refused(bridge_home: Path) -> None:
 def test_the_inline_form_survives_microsips_command_line_handling() -> None:
     # facts §2.3: the value is split with CommandLineToArgvW, re-joined unquoted, the number
     # appended unquoted; what the child gets must still be `-c<code> EVENT NUMBER`.
-    value = rf'"C:\Program Files\Python312\pythonw.exe" -I -c{hook.INLINE_CODE} ring'
+    value = rf'"C:\Program Files\Python312\pythonw.exe" -I -c{wire.INLINE_CODE} ring'
     argv = microsip_run_command(value, "5551234")
-    assert argv[1:] == ["-I", f"-c{hook.INLINE_CODE}", "ring", "5551234"]
+    assert argv[1:] == ["-I", f"-c{wire.INLINE_CODE}", "ring", "5551234"]
 
 
 def test_the_direct_form_behaves_like_the_installed_script(bridge_home: Path) -> None:
@@ -424,13 +422,13 @@ json_scalars = (
 @given(st.dictionaries(st.text(), json_scalars, max_size=8))
 def test_encode_record_is_json_dumps_in_ascii(record: dict[str, object]) -> None:
     expected = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
-    assert hook.encode_record(record) == expected
+    assert wire.encode_record(record) == expected
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, b"bytes", [1], {"a": 1}])
 def test_encode_record_refuses_what_it_cannot_write(bad: object) -> None:
     with pytest.raises(ValueError, match="x"):
-        hook.encode_record({"x": bad})
+        wire.encode_record({"x": bad})
 
 
 json_values = st.recursive(
@@ -441,14 +439,14 @@ json_values = st.recursive(
 @given(json_values)
 def test_parse_json_reads_what_json_writes(value: object) -> None:
     text = json.dumps(value)
-    assert hook.parse_json(text) == json.loads(text)
-    assert hook.parse_json(" \n" + json.dumps(value, indent=2) + "\n") == json.loads(text)
+    assert wire.parse_json(text) == json.loads(text)
+    assert wire.parse_json(" \n" + json.dumps(value, indent=2) + "\n") == json.loads(text)
 
 
 @pytest.mark.parametrize("bad", ["", "{", "NaN", '{"a": NaN}', "[1] x", "{'a': 1}", "[1,]"])
 def test_parse_json_refuses_what_is_not_strict_json(bad: str) -> None:
     with pytest.raises(ValueError, match=r"."):
-        hook.parse_json(bad)
+        wire.parse_json(bad)
 
 
 def test_read_daemon_gives_the_address_and_token(bridge_home: Path) -> None:
@@ -476,7 +474,7 @@ def test_read_daemon_refuses_damaged_files(
     assert hook.read_daemon(bridge_home) is None
     assert logged in hook_log(bridge_home)
     # And the event is not lost: it goes to the spool.
-    assert hook.deliver(hook.make_record("ring", "1"), bridge_home) == "spooled"
+    assert hook.deliver(wire.make_record("ring", "1"), bridge_home) == "spooled"
 
 
 def test_the_request_is_well_formed_http() -> None:
@@ -506,4 +504,4 @@ def test_home_dir_and_bridge_home_agree(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.delenv("MICROSIP_BRIDGE_HOME")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path))
-    assert hook.bridge_home() == Path(hook.home_dir()) == tmp_path / "microsip-bridge"
+    assert wire.bridge_home() == Path(wire.home_dir()) == tmp_path / "microsip-bridge"

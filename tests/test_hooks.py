@@ -13,14 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from microsip_bridge.errors import BridgeError, FileFormatError, NotFoundError, UnsafeInputError
-from microsip_bridge.hook import Event
-from microsip_bridge.microsip import hooks
+from microsip_bridge.microsip import hook_keys as hooks
 from microsip_bridge.microsip.cmdline import (
     microsip_run_command,
     profile_string_as_read,
     utf16_len,
 )
-from microsip_bridge.microsip.hooks import (
+from microsip_bridge.microsip.hook_keys import (
     HOOK_KEYS,
     SECTION,
     HookAction,
@@ -34,6 +33,7 @@ from microsip_bridge.microsip.hooks import (
     uninstall_hooks,
 )
 from microsip_bridge.microsip.inifile import IniDocument
+from microsip_bridge.model import Event
 
 PROG = r"C:\Program Files\Python312\Scripts\microsip-bridge-hook.exe"
 SHORT = r"C:\Py\Scripts\microsip-bridge-hook.exe"
@@ -575,8 +575,8 @@ def test_default_hook_program_in_this_environment_is_runnable_as_a_hook() -> Non
 
 @pytest.mark.parametrize("flag", ["-I", "-E"])
 def test_fast_form_survives_runcmd_and_is_ours(flag: str) -> None:
-    from microsip_bridge.hook import INLINE_CODE
-    from microsip_bridge.microsip.hooks import INLINE_ARG, HookState, classify_hook, hook_value
+    from microsip_bridge.microsip.hook_keys import INLINE_ARG, HookState, classify_hook, hook_value
+    from microsip_bridge.wire import INLINE_CODE
 
     python = r"C:\Users\Ann Lee\pipx\venvs\microsip-bridge\Scripts\pythonw.exe"
     value = hook_value(python, Event.RING, flag=flag)
@@ -593,7 +593,7 @@ def test_fast_form_survives_runcmd_and_is_ours(flag: str) -> None:
 
 
 def test_fast_form_refuses_other_interpreter_flags() -> None:
-    from microsip_bridge.microsip.hooks import hook_value
+    from microsip_bridge.microsip.hook_keys import hook_value
 
     with pytest.raises(BridgeError, match="flag"):
         hook_value(r"C:\Python312\python.exe", Event.END, flag="-S")

@@ -12,15 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microsip_bridge.calls.model import (
-    SOURCE_HISTORY,
-    Call,
-    CallState,
-    Direction,
-    EventRecord,
-    Outcome,
-    history_call_id,
-)
 from microsip_bridge.calls.reconcile import (
     apply_history,
     calls_from_history,
@@ -33,8 +24,7 @@ from microsip_bridge.calls.reconcile import (
     pair_history,
 )
 from microsip_bridge.calls.state import CallTracker
-from microsip_bridge.hook import Event
-from microsip_bridge.microsip.calls_history import (
+from microsip_bridge.microsip.history import (
     CallEntry,
     CallType,
     append_entry,
@@ -42,6 +32,16 @@ from microsip_bridge.microsip.calls_history import (
     update_entry,
 )
 from microsip_bridge.microsip.inifile import IniDocument
+from microsip_bridge.model import (
+    SOURCE_HISTORY,
+    Call,
+    CallState,
+    Direction,
+    Event,
+    EventRecord,
+    Outcome,
+    history_call_id,
+)
 
 SASAMOSENKO = Path("ini") / "real-sasamosenko-3.2x.microsip.ini"
 MICROTALK = Path("ini") / "real-microtalk-ng-2016.microsip.ini"

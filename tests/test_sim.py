@@ -18,13 +18,12 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microsip_bridge.calls.model import CallState, Direction, Outcome
 from microsip_bridge.errors import BridgeError, CommandError, FileFormatError, NotFoundError
-from microsip_bridge.hook import Event, join_number
-from microsip_bridge.microsip.calls_history import CallType, parse_entry, read_history
+from microsip_bridge.hook import join_number
 from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_xml import read_contacts
-from microsip_bridge.microsip.hooks import (
+from microsip_bridge.microsip.history import CallType, parse_entry, read_history
+from microsip_bridge.microsip.hook_keys import (
     HOOK_KEYS,
     HookState,
     SavedHooks,
@@ -33,6 +32,7 @@ from microsip_bridge.microsip.hooks import (
 )
 from microsip_bridge.microsip.inifile import IniDocument, IniEncoding
 from microsip_bridge.microsip.process import SIM_PID_FILE, microsip_running
+from microsip_bridge.model import CallState, Direction, Event, Outcome
 from microsip_bridge.sim import (
     CommandChannel,
     HangupBy,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from microsip_bridge import hook
+from microsip_bridge import wire
 from microsip_bridge.calls import spool
 from microsip_bridge.calls.ingest import Ingestor
-from microsip_bridge.calls.model import EventRecord
 from microsip_bridge.calls.state import CallTracker
+from microsip_bridge.model import EventRecord
 from microsip_bridge.store.engine import make_engine
 from tests.daemon_support import stored_events
 
@@ -37,9 +37,9 @@ class Collector:
 
 
 def spool_numbers(home: Path, numbers: list[str], event: str = "ring") -> list[dict[str, object]]:
-    records = [hook.make_record(event, n) for n in numbers]
+    records = [wire.make_record(event, n) for n in numbers]
     for record in records:
-        hook.spool(record, home)
+        wire.spool(record, home)
     return records
 
 
@@ -63,7 +63,7 @@ def test_nothing_to_do_without_a_spool(bridge_home: Path) -> None:
 def test_leftovers_of_an_interrupted_round_come_first_oldest_first(bridge_home: Path) -> None:
     for stamp, number in ((200, "second"), (100, "first")):
         (bridge_home / f"spool.{stamp}.ingesting").write_text(
-            json.dumps(hook.make_record("ring", number)) + "\n"
+            json.dumps(wire.make_record("ring", number)) + "\n"
         )
     spool_numbers(bridge_home, ["third"])
     seen = Collector()
@@ -88,7 +88,7 @@ DAMAGED = [
 def test_damaged_lines_are_set_aside_with_the_reason(
     bridge_home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = hook.encode_record(hook.make_record("end", "1001")).encode()
+    good = wire.encode_record(wire.make_record("end", "1001")).encode()
     lines = [good] + [line for line, _ in DAMAGED] + [b"", good.replace(b"1001", b"1002")]
     torn = b'{"v":1,"id":"tail","event":"ri'  # a write cut short: no newline
     (bridge_home / "spool.jsonl").write_bytes(b"\n".join(lines) + b"\n" + torn)
@@ -160,7 +160,7 @@ def test_a_writer_still_holding_the_claimed_file_is_waited_for(bridge_home: Path
     assert report.busy == [claimed.name]
     assert seen.batches == []
     assert claimed.exists()  # left for the next round, not lost
-    os.write(fd, (hook.encode_record(hook.make_record("ring", "late")) + "\n").encode())
+    os.write(fd, (wire.encode_record(wire.make_record("ring", "late")) + "\n").encode())
     os.close(fd)
     spool.ingest_spool(bridge_home, seen)
     assert seen.numbers == ["early", "late"]
@@ -171,7 +171,7 @@ def test_a_hook_that_opened_the_spool_before_the_rename_writes_to_the_new_one(
     bridge_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spool_numbers(bridge_home, ["before"])
-    real_lock = hook._lock_shared
+    real_lock = wire._lock_shared
     claimed: list[Path] = []
 
     def lock_after_the_daemon_claimed(fd: int) -> bool:
@@ -182,8 +182,8 @@ def test_a_hook_that_opened_the_spool_before_the_rename_writes_to_the_new_one(
             claimed.append(found)
         return real_lock(fd)
 
-    monkeypatch.setattr(hook, "_lock_shared", lock_after_the_daemon_claimed)
-    hook.spool(hook.make_record("ring", "racing"), bridge_home)
+    monkeypatch.setattr(wire, "_lock_shared", lock_after_the_daemon_claimed)
+    wire.spool(wire.make_record("ring", "racing"), bridge_home)
     monkeypatch.undo()
     old = [json.loads(line)["number"] for line in claimed[0].read_text().splitlines()]
     new = [json.loads(line)["number"] for line in (bridge_home / "spool.jsonl").read_text().split()]
@@ -214,10 +214,10 @@ def test_windows_rename_waits_for_hooks_holding_the_file(
 
 WRITER = """
 import sys
-from microsip_bridge import hook
+from microsip_bridge import wire
 home, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(count):
-    hook.spool(hook.make_record("ring", f"{name}-{i}"), home)
+    wire.spool(wire.make_record("ring", f"{name}-{i}"), home)
 """
 
 
@@ -301,7 +301,7 @@ def test_each_event_is_stored_exactly_once_across_a_crash_mid_ingest(
     assert crash.returncode == 9, crash.stderr.decode()
     assert len(stored_events(bridge_home)) == 50 * die_after
     [leftover] = spool.claimed_files(bridge_home)  # the claimed file survived the crash
-    hook.spool(hook.make_record("ring", "after"), bridge_home)  # and hooks went on spooling
+    wire.spool(wire.make_record("ring", "after"), bridge_home)  # and hooks went on spooling
 
     ingestor = Ingestor(make_engine(None, bridge_home), CallTracker(), home=bridge_home)
     ingestor.start()
@@ -317,10 +317,10 @@ def test_each_event_is_stored_exactly_once_across_a_crash_mid_ingest(
 
 
 def test_a_record_the_store_refuses_is_set_aside_and_the_rest_stored(bridge_home: Path) -> None:
-    good = hook.make_record("ring", "1001")
-    huge_pid = {**hook.make_record("ring", "1002"), "pid": 2**70}  # valid JSON, no column fits
-    hook.spool(good, bridge_home)
-    hook.spool(huge_pid, bridge_home)
+    good = wire.make_record("ring", "1001")
+    huge_pid = {**wire.make_record("ring", "1002"), "pid": 2**70}  # valid JSON, no column fits
+    wire.spool(good, bridge_home)
+    wire.spool(huge_pid, bridge_home)
     engine = make_engine(None, bridge_home)
     ingestor = Ingestor(engine, CallTracker(), home=bridge_home)
     ingestor.start()

@@ -22,18 +22,18 @@ from hypothesis import strategies as st
 from sqlalchemy import func, insert, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 
-from microsip_bridge.calls.model import (
+from microsip_bridge.errors import BridgeError
+from microsip_bridge.microsip.history import CallEntry, CallType, read_history
+from microsip_bridge.microsip.inifile import IniDocument
+from microsip_bridge.model import (
     Call,
     CallState,
     Direction,
+    Event,
     EventRecord,
     Outcome,
     history_call_id,
 )
-from microsip_bridge.errors import BridgeError
-from microsip_bridge.hook import MAX_NUMBER_CHARS, Event
-from microsip_bridge.microsip.calls_history import CallEntry, CallType, read_history
-from microsip_bridge.microsip.inifile import IniDocument
 from microsip_bridge.store import repo
 from microsip_bridge.store.engine import (
     DB_NAME,
@@ -47,6 +47,7 @@ from microsip_bridge.store.engine import (
     upgrade,
 )
 from microsip_bridge.store.schema import calls, events, metadata
+from microsip_bridge.wire import MAX_NUMBER_CHARS
 from tests.conftest import DATABASES as DIALECTS
 from tests.conftest import PG_ENV, PG_URL
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from microsip_bridge.errors import BridgeError, FileFormatError
-from microsip_bridge.hook import bridge_home
+from microsip_bridge.wire import bridge_home
 
 CONFIG_NAME = "config.toml"
 

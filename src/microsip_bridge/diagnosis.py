@@ -16,9 +16,9 @@ from microsip_bridge.microsip.accounts import (
     reachable_accounts,
     read_accounts,
 )
-from microsip_bridge.microsip.calls_history import CallHistory, read_history
 from microsip_bridge.microsip.contacts_xml import ContactsFile, read_contacts
-from microsip_bridge.microsip.hooks import HookState, HookStatus, hooks_status
+from microsip_bridge.microsip.history import CallHistory, read_history
+from microsip_bridge.microsip.hook_keys import HookState, HookStatus, hooks_status
 from microsip_bridge.microsip.inifile import IniDocument, IniEncoding
 from microsip_bridge.microsip.locate import MicroSIPLocation
 

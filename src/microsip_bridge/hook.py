@@ -17,10 +17,9 @@ the event is safe:
 **Import cost.** Python itself starts in about 13 ms, and the target for the whole hook is 1.5x
 that. ``json``, ``socket``, ``pathlib``, ``enum``, ``uuid`` and ``typing`` would each add 5-13 ms
 (mostly for ``re``), so the hot path uses only modules the interpreter has loaded already and the
-C modules under them: ``_socket``, ``_json`` (JSON quoting and scanning) and ``_thread``. The
-``Event`` enum lives in :mod:`microsip_bridge.events` and is imported from here only on demand
-(``microsip_bridge.hook.Event`` still works); :func:`bridge_home` imports ``pathlib`` when
-called. The fastest way to start it is ``python -I -c<INLINE_CODE> EVENT``: no console-script
+C modules under them: ``_socket``, ``_json`` (JSON quoting and scanning) and ``_thread``, and
+:mod:`microsip_bridge.wire`, which shares the record and the spool with the daemon and is as
+frugal. The fastest way to start it is ``python -I -c<INLINE_CODE> EVENT``: no console-script
 wrapper (pip's imports ``re``, about 7 ms; on Windows its launcher .exe starts python as a
 second process) and no ``-m`` (runpy). :data:`INLINE_CODE` has no spaces and no double quotes,
 so it survives MicroSIP's split-and-rejoin of the command (facts §2.3) unchanged.
@@ -39,38 +38,26 @@ import os
 import sys
 import time
 
+from microsip_bridge.wire import (
+    DAEMON_FILE,
+    EVENT_NAMES,
+    HOOK_EVENTS_PATH,
+    LOG_NAME,
+    MAX_NUMBER_CHARS,
+    TOKEN_NAME,
+    append_line,
+    encode_record,
+    home_dir,
+    make_record,
+    parse_json,
+    spool,
+)
+
 # typing costs ~9 ms to import; mypy honours a module-level TYPE_CHECKING = False as well.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
-    from microsip_bridge.events import Event as Event
-
-HOME_ENV = "MICROSIP_BRIDGE_HOME"
-SPOOL_NAME = "spool.jsonl"
-LOG_NAME = "hook.log"
-DAEMON_FILE = "daemon.json"
-TOKEN_NAME = "token"  # noqa: S105 - the token file's name, not a token
-HOOK_EVENTS_PATH = "/api/v1/hook-events"
-# The names of the eight events, in the order of facts §2.1; microsip_bridge.events.Event is
-# built on them.
-EVENT_NAMES: tuple[str, ...] = (
-    "outgoing",
-    "incoming",
-    "ring",
-    "answer",
-    "answer-video",
-    "start",
-    "busy",
-    "end",
-)
-# MicroSIP passes the user part of a SIP URI (facts §2.4); anything longer than this is not a
-# phone number but an attack or a bug, and is refused rather than stored.
-MAX_NUMBER_CHARS = 1024
-SPOOL_VERSION = 1
-# `pythonw -I -c<this> EVENT` runs the hook with nothing else imported (see the docstring).
-INLINE_CODE = "__import__('microsip_bridge.hook').hook.main()"
 # Loopback connects in microseconds; 0.2 s only passes when the machine is swamped.
 CONNECT_TIMEOUT = 0.2
 # Connect, send, and the daemon's durable commit, all together.
@@ -84,48 +71,6 @@ MAX_LOG_BYTES = 1024 * 1024
 _MAX_SMALL_FILE = 64 * 1024
 _RESPONSE_LIMIT = 64 * 1024
 
-try:
-    from _json import encode_basestring_ascii as _quote
-except ImportError:  # pragma: no cover - CPython always has _json
-    from json.encoder import py_encode_basestring_ascii as _quote
-
-
-def __getattr__(name: str) -> object:
-    # PEP 562: `from microsip_bridge.hook import Event` works without the hook paying for enum.
-    if name == "Event":
-        from microsip_bridge.events import Event
-
-        globals()["Event"] = Event
-        return Event
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def home_dir() -> str:
-    """The bridge's home as text (what :func:`bridge_home` returns, without ``pathlib``)."""
-    override = os.environ.get(HOME_ENV)
-    if override:
-        return override
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(
-            os.path.expanduser("~"), "AppData", "Local"
-        )
-    else:
-        base = os.environ.get("XDG_DATA_HOME") or os.path.join(
-            os.path.expanduser("~"), ".local", "share"
-        )
-    return os.path.join(base, "microsip-bridge")
-
-
-def bridge_home() -> Path:
-    """The folder of the bridge's config, data, spool and logs.
-
-    ``MICROSIP_BRIDGE_HOME`` wins; otherwise ``%LOCALAPPDATA%\\microsip-bridge`` on Windows (it
-    holds a database, which must not roam) and ``$XDG_DATA_HOME/microsip-bridge`` elsewhere.
-    """
-    from pathlib import Path
-
-    return Path(home_dir())
-
 
 def join_number(parts: list[str]) -> str:
     """Re-join the number that MicroSIP appended unquoted and CommandLineToArgvW split at spaces.
@@ -134,135 +79,6 @@ def join_number(parts: list[str]) -> str:
     not contain spaces unescaped anyway.
     """
     return " ".join(parts)
-
-
-def new_uid() -> str:
-    """A random uuid4 as 32 hex digits (``uuid`` itself costs 10 ms to import)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return raw.hex()
-
-
-def make_record(event: str, number: str, *, now: float | None = None) -> dict[str, object]:
-    """The spool record of one event (``event`` is an :class:`Event` or its name): its id makes
-    ingestion idempotent."""
-    return {
-        "v": SPOOL_VERSION,
-        "id": new_uid(),
-        "event": str(event),
-        "number": number,
-        "ts": time.time() if now is None else now,
-        "pid": os.getpid(),
-    }
-
-
-def encode_record(record: Mapping[str, object]) -> str:
-    """``json.dumps(record, ensure_ascii=True, separators=(",", ":"))`` for a flat record of
-    text, numbers, booleans and nulls, without importing :mod:`json`. ASCII-only: numbers from
-    the network may hold lone surrogates (bytes that were not UTF-8); escaped, they survive the
-    file and the JSON parser on the other side. Raises ValueError for anything else."""
-    items = []
-    for key, value in record.items():
-        if value is None:
-            text = "null"
-        elif value is True or value is False:
-            text = "true" if value else "false"
-        elif type(value) is int:
-            text = int.__repr__(value)
-        elif type(value) is float:
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError(f"{key} is {value!r}, which JSON cannot hold")
-            text = float.__repr__(value)
-        elif type(value) is str:
-            text = _quote(value)
-        else:
-            raise ValueError(f"{key} is a {type(value).__name__}, not text or a number")
-        items.append(_quote(key) + ":" + text)
-    return "{" + ",".join(items) + "}"
-
-
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        there = os.stat(path)
-    except OSError:
-        return False
-    here = os.fstat(fd)
-    return (here.st_ino, here.st_dev) == (there.st_ino, there.st_dev)
-
-
-def _write_line(fd: int, data: bytes) -> None:
-    # One write on an O_APPEND descriptor keeps concurrent hooks' lines whole; a short write
-    # (disk full) would leave half a line, which the daemon rejects rather than misreads.
-    if os.write(fd, data) != len(data):
-        raise OSError(f"short write of {len(data)} bytes")
-    os.fsync(fd)
-
-
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-
-
-def append_line(path: str | os.PathLike[str], line: str) -> None:
-    """Append one line durably: one ``write`` (whole lines even with writers at once), fsync'd
-    (the line survives the machine dying right after we exit)."""
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    fd = os.open(path, _APPEND, 0o600)
-    try:
-        _write_line(fd, (line + "\n").encode("utf-8", "surrogateescape"))
-    finally:
-        os.close(fd)
-
-
-def append_spool_line(path: str | os.PathLike[str], line: str, *, timeout: float = 0.5) -> None:
-    """Append one line to the spool without racing the daemon's claim of it.
-
-    The daemon claims the spool by renaming it (calls/spool.py) and then takes an exclusive
-    ``flock`` on it before reading. A hook takes a shared ``flock`` and checks that the path
-    still names the file it opened: if the daemon renamed it in between, the hook writes to a
-    fresh ``spool.jsonl`` instead; if the daemon already holds its lock, the file was claimed and
-    the hook retries with the new name. So every line lands either in a file the daemon has not
-    read yet or before its exclusive lock. On Windows a file another process holds open cannot
-    be renamed at all, so the daemon's rename itself waits for writers and no lock is needed.
-    """
-    target = os.fspath(path)
-    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    data = (line + "\n").encode("utf-8", "surrogateescape")
-    give_up = time.monotonic() + timeout
-    while True:
-        fd = os.open(target, _APPEND, 0o600)
-        try:
-            if _lock_shared(fd) and _same_file(fd, target):
-                _write_line(fd, data)
-                return
-        finally:
-            os.close(fd)  # also drops the lock
-        if time.monotonic() > give_up:
-            raise OSError(f"the spool stayed claimed for {timeout} s: {target}")
-        time.sleep(0.001)
-
-
-if sys.platform == "win32":
-
-    def _lock_shared(fd: int) -> bool:
-        return True
-
-else:
-
-    def _lock_shared(fd: int) -> bool:
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # the daemon holds it: it has claimed (renamed) this file
-        return True
-
-
-def spool(record: Mapping[str, object], home: str | os.PathLike[str] | None = None) -> str:
-    """Write the record to the spool; returns the spool's path."""
-    path = os.path.join(home_dir() if home is None else os.fspath(home), SPOOL_NAME)
-    append_spool_line(path, encode_record(record))
-    return path
 
 
 def log(message: str, home: str | os.PathLike[str] | None = None) -> None:
@@ -283,39 +99,6 @@ def log(message: str, home: str | os.PathLike[str] | None = None) -> None:
 
 
 # --- the daemon ---------------------------------------------------------------------------------
-
-
-class _ScanContext:
-    # What _json.make_scanner reads from json.JSONDecoder, for a strict JSON parse without
-    # importing json (and re).
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-
-    @staticmethod
-    def parse_constant(name: str) -> object:
-        raise ValueError(f"{name} is not JSON")
-
-
-def parse_json(text: str) -> object:
-    """Strict JSON (no NaN) without importing :mod:`json`; ValueError when it is not JSON."""
-    try:
-        from _json import make_scanner
-    except ImportError:  # pragma: no cover - CPython always has _json
-        import json
-
-        return json.loads(text)
-    scan = make_scanner(_ScanContext())  # type: ignore[arg-type]
-    start = len(text) - len(text.lstrip(" \t\r\n"))
-    try:
-        value, end = scan(text, start)
-    except StopIteration:
-        raise ValueError("not JSON") from None
-    if text[end:].strip(" \t\r\n"):
-        raise ValueError("extra data after the JSON value")
-    return value
 
 
 def _read_small(path: str) -> str | None:

@@ -48,19 +48,18 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from microsip_bridge.calls import reconcile
-from microsip_bridge.calls.model import Call, EventRecord, Outcome
 from microsip_bridge.calls.spool import Rejected, SpoolReport, ingest_spool, reject
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.events import Event
-from microsip_bridge.hook import encode_record
+from microsip_bridge.model import Call, Event, EventRecord, Outcome
 from microsip_bridge.store import repo
 from microsip_bridge.store.schema import events as events_table
+from microsip_bridge.wire import encode_record
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from microsip_bridge.microsip.calls_history import CallEntry, CallHistory
+    from microsip_bridge.microsip.history import CallEntry, CallHistory
 
 logger = logging.getLogger("microsip_bridge.ingest")
 
@@ -506,7 +505,7 @@ class Ingestor:
         return out
 
     def _read_history(self) -> CallHistory | None:
-        from microsip_bridge.microsip.calls_history import read_history
+        from microsip_bridge.microsip.history import read_history
         from microsip_bridge.microsip.inifile import IniDocument
 
         if self.ini is None:

@@ -37,7 +37,7 @@ what differs.
 
 **The sweep.** :func:`calls_from_history` turns ``[Calls]`` entries that no hook announced
 (calls made while the bridge was not running) into ended calls with ``source="history"``. Their
-ids come from the entry's slot and time (:func:`~microsip_bridge.calls.model.history_call_id`),
+ids come from the entry's slot and time (:func:`~microsip_bridge.model.history_call_id`),
 so importing the same entry twice gives the same id, and entries already linked to a call
 (``known``) or that belong to a hook call (``calls``) are skipped.
 """
@@ -47,7 +47,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 
-from microsip_bridge.calls.model import (
+from microsip_bridge.microsip.history import CallEntry, CallType
+from microsip_bridge.model import (
     SOURCE_HISTORY,
     SOURCE_HOOKS,
     Call,
@@ -56,7 +57,6 @@ from microsip_bridge.calls.model import (
     Outcome,
     history_call_id,
 )
-from microsip_bridge.microsip.calls_history import CallEntry, CallType
 
 # Seconds between a call's first event and the creation of its [Calls] entry that still make
 # them the same call. MicroSIP creates the entry with the call's tab, right after the first hook

@@ -37,10 +37,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from microsip_bridge.calls.model import EventRecord
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.fileio import fsync_dir
-from microsip_bridge.hook import SPOOL_NAME, append_line
+from microsip_bridge.model import EventRecord
+from microsip_bridge.wire import SPOOL_NAME, append_line
 
 CLAIMED_SUFFIX = ".ingesting"
 REJECTED_NAME = "spool-rejected.jsonl"

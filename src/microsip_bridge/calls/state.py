@@ -80,16 +80,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from microsip_bridge.calls.model import (
+from microsip_bridge.errors import BridgeError
+from microsip_bridge.model import (
     Call,
     CallState,
     Direction,
+    Event,
     EventRecord,
     Outcome,
     new_call_id,
 )
-from microsip_bridge.errors import BridgeError
-from microsip_bridge.hook import Event
 
 _TERMINAL = (Event.BUSY, Event.END)
 # Events only an incoming call fires (answer: MicroSIP is the UAS, facts §2.2).
@@ -218,7 +218,7 @@ class CallTracker:
     ``reject_timeout``: seconds after a lone ``incoming`` before the call counts as rejected.
     ``stale_timeout``: seconds after which a call still open is closed as ``UNKNOWN``.
     ``new_id(ts)`` makes a call id for a call whose first event is at ``ts``
-    (default :func:`~microsip_bridge.calls.model.new_call_id`).
+    (default :func:`~microsip_bridge.model.new_call_id`).
     ``reorder_window``: how far apart (seconds) events may be and still count as out of order
     or repeated rather than as another call. ``keep_closed``: how long (seconds, by the clock of
     :meth:`expire`) ended calls are remembered for late and repeated events.

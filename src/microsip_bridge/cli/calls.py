@@ -17,7 +17,7 @@ from microsip_bridge.cli.history import Since
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from microsip_bridge.calls.model import Call
+    from microsip_bridge.model import Call
     from microsip_bridge.store.repo import StoredEvent
 
 CALL_FORMATS = ("table", "json", "csv")
@@ -40,8 +40,8 @@ def open_store(database: str | None) -> Engine | None:
     from sqlalchemy import inspect
     from sqlalchemy.exc import DBAPIError
 
-    from microsip_bridge.hook import bridge_home
     from microsip_bridge.store.engine import DB_NAME, database_error, make_engine
+    from microsip_bridge.wire import bridge_home
 
     url = database or str(state().config["database"]) or None
     home = bridge_home()
@@ -83,7 +83,7 @@ def _utc(ts: float | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    from microsip_bridge.microsip.calls_history import format_duration
+    from microsip_bridge.microsip.history import format_duration
 
     if seconds is None:
         return ""
@@ -122,7 +122,7 @@ def calls_csv(calls: Sequence[Call]) -> str:
     import csv
     import io
 
-    from microsip_bridge.calls.model import Call
+    from microsip_bridge.model import Call
 
     names = [f for f in Call.__dataclass_fields__ if f != "events"] + ["events"]
     out = io.StringIO()

@@ -29,7 +29,7 @@ def doctor(
         microsip-bridge doctor --ini ./microsip.ini --format json
     """
     from microsip_bridge.diagnosis import diagnose
-    from microsip_bridge.microsip.hooks import fast_hook_program
+    from microsip_bridge.microsip.hook_keys import fast_hook_program
 
     cfg = state().config
     location = locate_files(microsip_path, ini_path, contacts_path)

@@ -91,8 +91,8 @@ def history(
         microsip-bridge history --number 555 --format json
         microsip-bridge history --format csv -o calls.csv
     """
-    from microsip_bridge.microsip.calls_history import CallType, export, filter_entries
-    from microsip_bridge.microsip.calls_history import read_history as read
+    from microsip_bridge.microsip.history import CallType, export, filter_entries
+    from microsip_bridge.microsip.history import read_history as read
     from microsip_bridge.microsip.inifile import IniDocument
 
     location = locate_files(microsip_path, ini_path, contacts_path)

@@ -18,7 +18,7 @@ from microsip_bridge.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from microsip_bridge.microsip.hooks import HookPlan
+    from microsip_bridge.microsip.hook_keys import HookPlan
 
 
 @click.group()
@@ -34,7 +34,7 @@ def hooks() -> None:
 def _program(program: Path | None) -> tuple[Path, str]:
     """What the hooks run, and the interpreter flag: --program, else the hook_program setting,
     else this Python in the fast form (``python -I -c<code> EVENT``, see microsip/hooks.py)."""
-    from microsip_bridge.microsip.hooks import fast_hook_program
+    from microsip_bridge.microsip.hook_keys import fast_hook_program
 
     configured = state().config["hook_program"]
     chosen = program or (Path(configured) if configured else None)
@@ -99,7 +99,7 @@ def install(
     Example:
         microsip-bridge hooks install --dry-run
     """
-    from microsip_bridge.microsip.hooks import SavedHooks, install_hooks
+    from microsip_bridge.microsip.hook_keys import SavedHooks, install_hooks
     from microsip_bridge.microsip.inifile import IniDocument
 
     location = locate_files(microsip_path, ini_path, contacts_path)
@@ -126,7 +126,7 @@ def uninstall(
     Example:
         microsip-bridge hooks uninstall
     """
-    from microsip_bridge.microsip.hooks import SavedHooks, uninstall_hooks
+    from microsip_bridge.microsip.hook_keys import SavedHooks, uninstall_hooks
     from microsip_bridge.microsip.inifile import IniDocument
 
     location = locate_files(microsip_path, ini_path, contacts_path)
@@ -150,7 +150,7 @@ def status(
     Example:
         microsip-bridge hooks status --format json
     """
-    from microsip_bridge.microsip.hooks import HookState, SavedHooks, hooks_status
+    from microsip_bridge.microsip.hook_keys import HookState, SavedHooks, hooks_status
     from microsip_bridge.microsip.inifile import IniDocument
     from microsip_bridge.tables import format_table
 

@@ -58,9 +58,9 @@ def serve(
         microsip-bridge serve --database postgresql://bridge@db.example/calls
     """
     from microsip_bridge.errors import NotFoundError
-    from microsip_bridge.hook import bridge_home
     from microsip_bridge.server.runner import serve as run
     from microsip_bridge.server.settings import DaemonSettings
+    from microsip_bridge.wire import bridge_home
 
     config = state().config
     explicit = microsip_path is not None or ini_path is not None or bool(config["microsip"])

@@ -28,10 +28,9 @@ from sqlalchemy.engine import Engine
 
 from microsip_bridge import __version__
 from microsip_bridge.calls.ingest import Ingestor, NotStoredError
-from microsip_bridge.calls.model import EventRecord
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.hook import EVENT_NAMES, HOOK_EVENTS_PATH, MAX_NUMBER_CHARS
+from microsip_bridge.model import EventRecord
 from microsip_bridge.server.security import (
     HostCheckMiddleware,
     allowed_hosts,
@@ -40,6 +39,7 @@ from microsip_bridge.server.security import (
     tokens_equal,
 )
 from microsip_bridge.server.settings import DaemonSettings
+from microsip_bridge.wire import EVENT_NAMES, HOOK_EVENTS_PATH, MAX_NUMBER_CHARS
 
 HEALTH_PATH = "/api/v1/health"
 # The longest record the hook writes is about 6 KiB (a 1024-character number, fully escaped).

@@ -38,9 +38,9 @@ from uvicorn.server import HANDLED_SIGNALS
 from microsip_bridge import __version__
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.fileio import atomic_write
-from microsip_bridge.hook import DAEMON_FILE, parse_json
 from microsip_bridge.server.security import token_path
 from microsip_bridge.server.settings import WILDCARD_HOSTS, DaemonSettings
+from microsip_bridge.wire import DAEMON_FILE, parse_json
 
 if TYPE_CHECKING:
     from microsip_bridge.calls.ingest import Ingestor

@@ -25,7 +25,7 @@ from typing import Any
 
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.fileio import atomic_write
-from microsip_bridge.hook import TOKEN_NAME
+from microsip_bridge.wire import TOKEN_NAME
 
 logger = logging.getLogger("microsip_bridge.daemon")
 

@@ -37,16 +37,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from microsip_bridge.calls.model import CallState, Direction, Outcome
 from microsip_bridge.errors import BridgeError, CommandError, FileFormatError, NotFoundError
-from microsip_bridge.hook import Event
-from microsip_bridge.microsip.calls_history import CallType, append_entry, update_entry, wtoi
 from microsip_bridge.microsip.cmdline import profile_string_as_read
 from microsip_bridge.microsip.commands import S20, S22, Command, Verb, Version, parse
 from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_xml import read_contacts
-from microsip_bridge.microsip.hooks import HOOK_KEYS
+from microsip_bridge.microsip.history import CallType, append_entry, update_entry, wtoi
+from microsip_bridge.microsip.hook_keys import HOOK_KEYS
 from microsip_bridge.microsip.inifile import IniDocument
+from microsip_bridge.model import CallState, Direction, Event, Outcome
 from microsip_bridge.sim.clock import RealClock, SimClock
 from microsip_bridge.sim.folder import DEFAULT_VERSION, SimFolder, open_folder
 from microsip_bridge.sim.runcmd import MICROSIP_HOOK_TIMEOUT, HookRun, HookRunner

@@ -8,11 +8,11 @@ import sys
 import time
 from dataclasses import dataclass
 
-from microsip_bridge.hook import Event
 from microsip_bridge.microsip.cmdline import (
     command_line_to_argv,
     microsip_shell_execute,
 )
+from microsip_bridge.model import Event
 
 # MSIP::RunCmd waits WaitForSingleObject(hProcess, 10000) and then carries on (facts §2.3 4).
 MICROSIP_HOOK_TIMEOUT = 10.0

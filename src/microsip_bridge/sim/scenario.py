@@ -48,11 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from microsip_bridge.calls.model import CallState
 from microsip_bridge.errors import BridgeError, FileFormatError
 from microsip_bridge.fileio import read_limited
-from microsip_bridge.hook import MAX_NUMBER_CHARS
 from microsip_bridge.microsip.commands import Verb, parse
+from microsip_bridge.model import CallState
 from microsip_bridge.sim.engine import (
     HangupBy,
     RemoteAction,
@@ -61,6 +60,7 @@ from microsip_bridge.sim.engine import (
     Simulator,
     check_failure_status,
 )
+from microsip_bridge.wire import MAX_NUMBER_CHARS
 
 MAX_SCENARIO_BYTES = 1024 * 1024
 DEFAULT_RING = 1.0  # seconds an incoming call rings before `then` when `after` is not given

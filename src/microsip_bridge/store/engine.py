@@ -22,8 +22,8 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.hook import bridge_home
 from microsip_bridge.store.schema import metadata
+from microsip_bridge.wire import bridge_home
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -30,9 +30,8 @@ from sqlalchemy import Row, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from microsip_bridge.calls.model import Call, EventRecord
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.hook import Event
+from microsip_bridge.model import Call, Event, EventRecord
 from microsip_bridge.store.schema import calls, events
 
 # Bound parameters per IN (...) list: old SQLite builds allow 999 in a whole statement.

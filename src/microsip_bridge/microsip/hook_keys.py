@@ -18,7 +18,6 @@ from pathlib import Path, PurePath
 
 from microsip_bridge.errors import BridgeError, FileFormatError, NotFoundError, UnsafeInputError
 from microsip_bridge.fileio import atomic_write
-from microsip_bridge.hook import INLINE_CODE, Event, bridge_home
 from microsip_bridge.microsip.cmdline import (
     CSTRING_SPACE,
     MAX_PROFILE_VALUE_CHARS,
@@ -28,6 +27,8 @@ from microsip_bridge.microsip.cmdline import (
     utf16_len,
 )
 from microsip_bridge.microsip.inifile import IniDocument, profile_value
+from microsip_bridge.model import Event
+from microsip_bridge.wire import INLINE_CODE, bridge_home
 
 SECTION = "Settings"
 # Event -> ini key, in the order MicroSIP's settings.cpp reads them (facts §2.1). cmdCallAnswerVideo
