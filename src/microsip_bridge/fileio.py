@@ -1,4 +1,10 @@
-"""Atomic file writes with timestamped backups: a failed write never leaves a half-written file."""
+"""Atomic file writes with timestamped backups: a failed write never leaves a half-written file.
+
+Temporary files carry the writer's process id (``.NAME.PID.RANDOM.tmp``), so a later write can
+tell the leftovers of a killed writer (its process is gone) from a write in progress, and removes
+them. A backup is copied under a temporary name and renamed when whole, so a backup that exists is
+never a torn one.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,10 @@ from microsip_bridge.errors import BridgeError, NotFoundError, UnsafeInputError
 DEFAULT_BACKUPS = 5
 BACKUP_DIR = "bridge-backups"
 _STAMP = re.compile(r"\.\d{8}-\d{6}-\d{6}\.bak$")
+# A killed writer's temporary file: the pid is the second-to-last dotted part.
+_TMP = re.compile(r"\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+# Where a pid cannot be probed (Windows), a temporary file this old is a leftover.
+_STALE_TMP_SECONDS = 600.0
 
 
 def backup_dir(path: Path) -> Path:
@@ -34,22 +44,84 @@ def list_backups(path: Path) -> list[Path]:
 
 
 def make_backup(path: Path, keep: int = DEFAULT_BACKUPS) -> Path | None:
-    """Copy the current file into the backup folder and prune to the newest ``keep``."""
+    """Copy the current file into the backup folder and prune to the newest ``keep``.
+
+    The copy is written under a temporary name, fsync'd and renamed: a kill or a full disk
+    leaves no backup rather than a torn or empty one."""
     if keep <= 0 or not path.exists():
         return None
     folder = backup_dir(path)
     folder.mkdir(exist_ok=True)
+    remove_leftovers(folder, f".{path.name}.")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     target = folder / f"{path.name}.{stamp}.bak"
     n = 1
     while target.exists():  # two writes in the same microsecond: keep both
         target = folder / f"{path.name}.{stamp}{n}.bak"
         n += 1
-    shutil.copy2(path, target)
+    fd, tmp_name = _mkstemp(folder, path.name)
+    try:
+        with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        shutil.copystat(path, tmp_name)
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    fsync_dir(folder)
     for old in list_backups(path)[:-keep]:
         with contextlib.suppress(OSError):
             old.unlink()
     return target
+
+
+def _mkstemp(folder: Path, name: str) -> tuple[int, str]:
+    return tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=folder)
+
+
+def _pid_gone(pid: int) -> bool | None:
+    """True when no process has this pid; None when it cannot be told here (Windows)."""
+    if os.name != "posix":
+        return None
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists, and is someone else's
+    return False
+
+
+def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
+    """Remove the temporary files (``PREFIX<pid>.<random>.tmp``) that killed writers left in
+    ``folder``; a file whose writer still runs is kept. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return removed
+    for name in names:
+        match = _TMP.search(name[len(prefix) - 1 :])
+        if match is None:
+            continue
+        leftover = folder / name
+        gone = _pid_gone(int(match.group(1)))
+        if gone is None:
+            try:
+                age = dt.datetime.now().timestamp() - leftover.stat().st_mtime
+            except OSError:
+                continue
+            gone = age > _STALE_TMP_SECONDS
+        if gone:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
 
 
 def fsync_dir(folder: Path) -> None:
@@ -65,17 +137,28 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, backups: int = DEFAULT_BACKUPS) -> Path | None:
+def atomic_write(
+    path: Path, data: bytes, *, backups: int = DEFAULT_BACKUPS, max_bytes: int | None = None
+) -> Path | None:
     """Replace ``path`` with ``data`` atomically: temp file, fsync, rename.
 
     The previous file, if any, is first copied to the backup folder (the newest ``backups`` are
-    kept). Returns the backup's path. On any failure the original file is untouched.
+    kept). Returns the backup's path. On any failure the original file is untouched. Leftover
+    temporary files of killed writers of the same file are removed first. ``max_bytes``: the
+    largest file the bridge would read back; more is refused before anything is written.
     """
     path = Path(path)
     folder = path.parent
+    if max_bytes is not None and len(data) > max_bytes:
+        raise UnsafeInputError(
+            f"would be {len(data):,} bytes, over the limit of {max_bytes:,} that the bridge "
+            "reads; nothing was written (raise max_file_mb to allow it)",
+            path=path,
+        )
     try:
+        remove_leftovers(folder, f".{path.name}.")
         backup = make_backup(path, backups)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp_name = _mkstemp(folder, path.name)
     except OSError as exc:
         raise BridgeError(f"cannot write: {exc.strerror or exc}", path=path) from exc
     tmp = Path(tmp_name)

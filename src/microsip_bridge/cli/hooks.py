@@ -57,19 +57,24 @@ def _print_plan(plan: HookPlan, dry_run: bool) -> None:
 
 
 def _apply(plan: HookPlan, doc: object, ini: Path, dry_run: bool, force: bool) -> None:
+    """Check, then act, then report: a refused or failed run prints no plan as if done, and
+    writes nothing it cannot undo (the users' own commands are saved before the ini changes)."""
     from microsip_bridge.microsip.inifile import IniDocument
 
     assert isinstance(doc, IniDocument)
-    _print_plan(plan, dry_run)
-    if dry_run or not plan.changes_ini:
-        if not dry_run:
-            plan.commit()
+    if dry_run:
+        _print_plan(plan, dry_run)
         return
-    backup = doc.save(
-        backups=state().config.backups, microsip_running=microsip_running(ini), force=force
-    )
-    plan.commit()  # only after the ini is safely written: a failed write loses nothing
-    click.echo(f"wrote {ini}" + (f" (backup: {backup})" if backup else ""))
+    backup = None
+    if plan.changes_ini:
+        running = microsip_running(ini)
+        doc.check_writable(microsip_running=running, force=force)
+        plan.save_first()
+        backup = doc.save(backups=state().config.backups, microsip_running=running, force=force)
+    plan.commit()
+    _print_plan(plan, dry_run)
+    if plan.changes_ini:
+        click.echo(f"wrote {ini}" + (f" (backup: {backup})" if backup else ""))
 
 
 @hooks.command()
@@ -176,6 +181,10 @@ def status(
     else:
         table = [(s.key, s.state.value, s.reason) for s in states]
         click.echo(format_table(["key", "state", "detail"], table, max_width=80))
-        if saved:
-            click.echo(f"{len(saved)} of your own commands are saved for `hooks uninstall`.")
+        # Empty or absent keys are remembered too (to restore the file byte for byte), but they
+        # are not commands of the user's.
+        commands = sum(1 for v in saved.values() if v.value)
+        if commands:
+            noun = "command of your own is" if commands == 1 else "commands of your own are"
+            click.echo(f"{commands} {noun} saved for `hooks uninstall`.")
     return 1 if any(s.state is HookState.DAMAGED for s in states) else 0

@@ -524,9 +524,11 @@ class HookChange:
 class HookPlan:
     """What install or uninstall did to an IniDocument in memory, and will do to the store.
 
-    The caller saves the ini, and only then calls :meth:`commit`, so a failed ini write leaves
-    the store as it was. (Should ``commit`` fail after the ini was saved, the users' commands are
-    still in the ini backup that the save made, and in :attr:`changes`.)
+    The order that loses nothing: :meth:`save_first` keeps the users' own commands that the ini
+    change is about to overwrite (install), *before* the ini is written; then the caller saves the
+    ini; then :meth:`commit` forgets the saved commands that the ini change put back (uninstall).
+    A failure or a kill at any point leaves every user's command in the ini, in the store, or in
+    both, never in neither.
     """
 
     ini: str
@@ -534,15 +536,29 @@ class HookPlan:
     store: SavedHooks
     store_updates: dict[str, SavedValue | None] = field(default_factory=dict)
     committed: bool = False
+    saved_first: bool = False
 
     @property
     def changes_ini(self) -> bool:
         return any(c.changes_ini for c in self.changes)
 
+    def save_first(self) -> None:
+        """Persist the commands to keep (idempotent); call it before writing the ini. Raises
+        BridgeError when the store cannot be written: then the ini must not be written either."""
+        keep = {k: v for k, v in self.store_updates.items() if v is not None}
+        if not self.saved_first and keep:
+            self.store.update(self.ini, keep)
+        self.saved_first = True
+
     def commit(self) -> None:
-        """Persist the store updates (idempotent)."""
-        if not self.committed and self.store_updates:
-            self.store.update(self.ini, self.store_updates)
+        """After the ini is written: forget the commands it put back (idempotent; also runs
+        :meth:`save_first` if the caller did not)."""
+        self.save_first()
+        drop: dict[str, SavedValue | None] = {
+            k: None for k, v in self.store_updates.items() if v is None
+        }
+        if not self.committed and drop:
+            self.store.update(self.ini, drop)
         self.committed = True
 
 
@@ -571,7 +587,8 @@ def install_hooks(
 
     Someone else's command, and an empty or absent key, is recorded in the plan's store updates
     before it is overwritten; our own hook never is. Installing twice changes nothing. ``ini``
-    names the file for the store when ``doc`` has no path. Then: ``doc.save()``, ``plan.commit()``.
+    names the file for the store when ``doc`` has no path. Then: ``plan.save_first()``,
+    ``doc.save()``, ``plan.commit()``.
     """
     text = check_hook_program(program)
     wanted = _events(events)
@@ -618,7 +635,7 @@ def uninstall_hooks(
 
     A key that held nothing gets ``cmdX=`` back (or disappears if it was absent), so a file that
     came with empty keys is restored byte for byte. Keys holding someone else's command are left
-    alone. Then: ``doc.save()``, ``plan.commit()``.
+    alone. Then: ``plan.save_first()``, ``doc.save()``, ``plan.commit()``.
     """
     wanted = _events(events)
     ini_key = _ini_key(doc, ini)

@@ -250,6 +250,22 @@ class IniDocument:
             self.encoding = encoding
             self.modified = True
 
+    def check_writable(
+        self, path: Path | None = None, *, microsip_running: bool | None = None, force: bool = False
+    ) -> Path:
+        """The file :meth:`save` would write; raises what :meth:`save` would refuse with, so a
+        command can check before it acts (and before it prints a plan as if done)."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise BridgeError("the document has no path to save to")
+        if microsip_running and not force:
+            raise MicroSIPRunningError(
+                "MicroSIP is running and rewrites this file when it exits, which would undo "
+                "the change; close MicroSIP first (microsip.exe /exit) or pass --force",
+                path=target,
+            )
+        return target
+
     def save(
         self,
         path: Path | None = None,
@@ -265,15 +281,7 @@ class IniDocument:
         knowledge (see :mod:`microsip_bridge.microsip.process`); ``None`` means unknown.
         Returns the backup's path, if one was made.
         """
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            raise BridgeError("the document has no path to save to")
-        if microsip_running and not force:
-            raise MicroSIPRunningError(
-                "MicroSIP is running and rewrites this file when it exits, which would undo "
-                "the change; close MicroSIP first (microsip.exe /exit) or pass --force",
-                path=target,
-            )
+        target = self.check_writable(path, microsip_running=microsip_running, force=force)
         data = self.to_bytes()
         backup = atomic_write(target, data, backups=backups)
         self.path = target
