@@ -172,3 +172,56 @@ def test_status_counts_only_real_commands_as_saved(
     code, out, _ = run(capsys, "hooks", "status", "--microsip", str(folder))
     assert code == 0
     assert "1 command of your own is saved" in out
+
+
+# --- what a file is -------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_given_as_a_file_is_refused_at_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "microsip.ini"
+    os.mkfifo(fifo)  # nobody writes to it: opening it for reading would block for ever
+    code, out, err = run(capsys, "history", "--ini", str(fifo))
+    assert code != 0 and out == ""
+    assert "not a regular file" in err and err.count("\n") == 1
+    with pytest.raises(UnsafeInputError, match="not a regular file"):
+        fileio.read_limited(fifo, 1000, "microsip.ini")
+
+
+def test_exports_follow_the_umask_and_private_files_stay_private(
+    capsys: pytest.CaptureFixture[str], folder: Path, tmp_path: Path
+) -> None:
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "history.json"
+        code, _, _ = run(
+            capsys, "history", "--microsip", str(folder), "--format", "json", "-o", str(out)
+        )
+        assert code == 0
+        assert out.stat().st_mode & 0o777 == 0o644  # a web server may serve it
+        private = tmp_path / "token"
+        fileio.atomic_write(private, b"secret", backups=0)
+        assert private.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_an_explicit_folder_beats_microsip_ini_for_writes(
+    capsys: pytest.CaptureFixture[str],
+    folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    monkeypatch.setenv("MICROSIP_INI", str(other / "microsip.ini"))
+    untouched = (other / "microsip.ini").read_bytes()
+    code, out, _ = run(capsys, "hooks", "install", "--microsip", str(folder))
+    assert code == 0 and f"wrote {folder / 'microsip.ini'}" in out
+    assert (other / "microsip.ini").read_bytes() == untouched
+    code, out, _ = run(capsys, "doctor", "--microsip", str(folder), "--format", "json")
+    assert "--microsip" in out
+    code, out, _ = run(capsys, "doctor", "--format", "json")
+    assert "MICROSIP_INI" in out

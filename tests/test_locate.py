@@ -428,15 +428,22 @@ def test_explicit_ini_wins_over_everything(machine: Machine, corpus: Path) -> No
     assert "--ini" in loc.found_by
 
 
-def test_env_var_wins_over_microsip_folder(machine: Machine, corpus: Path) -> None:
+def test_explicit_microsip_folder_wins_over_env_var(machine: Machine, corpus: Path) -> None:
+    # An explicit option always beats the environment (it used to write another folder's ini).
     from_env = put(corpus, "ini", SASAMOSENKO, machine.root / "env" / "microsip.ini")
     folder = machine.root / "portable"
     make_exe(folder)
     put(corpus, "ini", ELTON, folder / "microsip.ini")
     loc = locate(microsip=folder, env=machine.env(MICROSIP_INI=str(from_env)))
-    assert loc.ini == from_env
+    assert loc.ini == folder / "microsip.ini"
+    assert loc.found_by.startswith("--microsip")
+    loc = locate(env=machine.env(MICROSIP_INI=str(from_env)), configured=folder)
+    assert loc.ini == from_env  # the environment beats the config file...
     assert loc.contacts == from_env.parent / "Contacts.xml"
     assert "MICROSIP_INI" in loc.found_by
+    loc = locate(env=machine.env(), configured=folder, registry=machine.registry())
+    assert loc.ini == folder / "microsip.ini"  # ...which beats the search
+    assert loc.found_by.startswith("the microsip setting in config.toml")
 
 
 def test_empty_env_var_is_ignored(machine: Machine, corpus: Path) -> None:

@@ -13,8 +13,10 @@ import datetime as dt
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from microsip_bridge.errors import BridgeError, NotFoundError, UnsafeInputError
 
@@ -138,7 +140,12 @@ def fsync_dir(folder: Path) -> None:
 
 
 def atomic_write(
-    path: Path, data: bytes, *, backups: int = DEFAULT_BACKUPS, max_bytes: int | None = None
+    path: Path,
+    data: bytes,
+    *,
+    backups: int = DEFAULT_BACKUPS,
+    max_bytes: int | None = None,
+    public: bool = False,
 ) -> Path | None:
     """Replace ``path`` with ``data`` atomically: temp file, fsync, rename.
 
@@ -146,6 +153,8 @@ def atomic_write(
     kept). Returns the backup's path. On any failure the original file is untouched. Leftover
     temporary files of killed writers of the same file are removed first. ``max_bytes``: the
     largest file the bridge would read back; more is refused before anything is written.
+    A file that replaces another keeps its permissions; a new one is private to the user (0600)
+    unless ``public``, when it gets what the umask gives (exports, a directory file to serve).
     """
     path = Path(path)
     folder = path.parent
@@ -170,6 +179,8 @@ def atomic_write(
         if path.exists():
             with contextlib.suppress(OSError):
                 shutil.copymode(path, tmp)
+        elif public and os.name == "posix":
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         fsync_dir(folder)
     except OSError as exc:
@@ -183,25 +194,67 @@ def atomic_write(
     return backup
 
 
-def read_limited(path: Path, max_bytes: int, what: str = "file") -> bytes:
-    """Read a whole file, refusing one larger than ``max_bytes`` before reading it: a damaged or
-    hostile file must not take the memory with it. Errors name the file."""
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # elsewhere the only way to read it is to set it (and put it back)
+    os.umask(mask)
+    return mask
+
+
+def open_regular(path: Path, what: str = "file") -> BinaryIO:
+    """Open a regular file for reading. A FIFO, a device or a socket is refused, not opened:
+    opening a FIFO with no writer blocks for ever, and /dev/zero never ends. Errors name the file
+    (NotFoundError for a missing file or a folder)."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise NotFoundError(f"is a folder, not a {what}", path=path)
+        if not stat.S_ISREG(info.st_mode):
             raise UnsafeInputError(
-                f"is {size:,} bytes, over the limit of {max_bytes:,} for a {what}", path=path
+                f"is not a regular file (a pipe or a device?), not a {what}", path=path
             )
-        with path.open("rb") as fh:
-            # A pipe or device reports size 0: read one byte past the limit to catch it.
-            data = fh.read(max_bytes + 1)
+        # O_NONBLOCK: should the path have become a FIFO since the stat, open still returns.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError as exc:
         raise NotFoundError("no such file", path=path) from exc
     except IsADirectoryError as exc:
         raise NotFoundError(f"is a folder, not a {what}", path=path) from exc
     except OSError as exc:
         raise BridgeError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeInputError(f"is not a regular file, not a {what}", path=path)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_limited(path: Path, max_bytes: int, what: str = "file") -> bytes:
+    """Read a whole regular file, refusing one larger than ``max_bytes`` before reading it: a
+    damaged or hostile file must not take the memory with it. Errors name the file."""
+    path = Path(path)
+    with open_regular(path, what) as fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_bytes:
+                raise UnsafeInputError(
+                    f"is {size:,} bytes, over the limit of {max_bytes:,} for a {what}", path=path
+                )
+            # A file that grows while we read: read one byte past the limit to catch it.
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise BridgeError(f"cannot read: {exc.strerror or exc}", path=path) from exc
     if len(data) > max_bytes:
         raise UnsafeInputError(f"is over the limit of {max_bytes:,} bytes for a {what}", path=path)
     return data

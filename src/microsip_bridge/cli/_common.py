@@ -52,9 +52,8 @@ def location_options(func: F) -> F:
         "--ini",
         "ini_path",
         type=click.Path(path_type=Path, dir_okay=False),
-        envvar="MICROSIP_INI",
-        show_envvar=True,
-        help="microsip.ini to use.",
+        help="microsip.ini to use (beats --microsip, which beats the MICROSIP_INI environment "
+        "variable, which beats the microsip setting).",
     )(func)
     return click.option(
         "--microsip",
@@ -70,9 +69,21 @@ def locate_files(
     from microsip_bridge.microsip.locate import locate
 
     configured = state().config["microsip"]
-    if microsip_path is None and ini_path is None and configured:
-        microsip_path = Path(configured)
-    return locate(microsip=microsip_path, ini=ini_path, contacts=contacts_path)
+    return locate(
+        microsip=microsip_path, ini=ini_path, contacts=contacts_path, configured=configured or None
+    )
+
+
+def contacts_file(
+    microsip_path: Path | None, ini_path: Path | None, contacts_path: Path | None
+) -> Path:
+    """The Contacts.xml a contacts command works on: ``--contacts`` alone needs no MicroSIP
+    (a command needs only the files it reads or writes); otherwise the one MicroSIP uses."""
+    if contacts_path is not None and microsip_path is None and ini_path is None:
+        from microsip_bridge.microsip.locate import explicit_file
+
+        return explicit_file(contacts_path, "Contacts.xml", "--contacts")
+    return locate_files(microsip_path, ini_path, contacts_path).contacts
 
 
 def force_option(func: F) -> F:
@@ -116,7 +127,8 @@ def emit(data: str | bytes, output: Path | None) -> None:
         from microsip_bridge.fileio import atomic_write
 
         payload = data.encode("utf-8") if isinstance(data, str) else data
-        atomic_write(output, payload, backups=0)
+        # An export is the user's file: permissions as the umask says, like any other tool's.
+        atomic_write(output, payload, backups=0, public=True)
         click.echo(f"wrote {output}", err=True)
         return
     if isinstance(data, bytes):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -32,9 +33,8 @@ from microsip_bridge.cli._common import locate_files, state
     "--ini",
     "ini_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    envvar="MICROSIP_INI",
-    show_envvar=True,
-    help="microsip.ini whose [Calls] history completes the calls.",
+    help="microsip.ini whose [Calls] history completes the calls (beats --microsip, then the "
+    "MICROSIP_INI environment variable, then the microsip setting).",
 )
 def serve(
     host: str | None,
@@ -63,7 +63,12 @@ def serve(
     from microsip_bridge.wire import bridge_home
 
     config = state().config
-    explicit = microsip_path is not None or ini_path is not None or bool(config["microsip"])
+    explicit = (
+        microsip_path is not None
+        or ini_path is not None
+        or bool(os.environ.get("MICROSIP_INI"))
+        or bool(config["microsip"])
+    )
     try:
         ini: Path | None = locate_files(microsip_path, ini_path, None).ini
     except NotFoundError as exc:

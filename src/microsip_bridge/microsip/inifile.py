@@ -283,7 +283,7 @@ class IniDocument:
         """
         target = self.check_writable(path, microsip_running=microsip_running, force=force)
         data = self.to_bytes()
-        backup = atomic_write(target, data, backups=backups)
+        backup = atomic_write(target, data, backups=backups, max_bytes=MAX_INI_BYTES, public=True)
         self.path = target
         self.modified = False
         return backup

@@ -361,7 +361,7 @@ def env_value(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _explicit_file(path: str | os.PathLike[str], what: str, source: str) -> Path:
+def explicit_file(path: str | os.PathLike[str], what: str, source: str) -> Path:
     """An explicit path for a file: it may not exist yet, but its folder must."""
     target = _absolute(path)
     if target.is_dir():
@@ -392,39 +392,32 @@ def locate(
     contacts: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] = os.environ,
     registry: RegistryReader | None = None,
+    configured: str | os.PathLike[str] | None = None,
 ) -> MicroSIPLocation:
     """Find the MicroSIP files to work on.
 
-    Precedence: an explicit ``ini`` (Contacts.xml defaults to the one beside it), then the
-    ``MICROSIP_INI`` environment variable, then ``microsip`` (an exe or a folder), then a search of
-    the usual places (:func:`search`). An explicit ``contacts`` overrides whatever was found.
+    Precedence, most explicit first: ``ini`` (``--ini``; Contacts.xml defaults to the one beside
+    it), then ``microsip`` (``--microsip``, an exe or a folder), then the ``MICROSIP_INI``
+    environment variable, then ``configured`` (the ``microsip`` setting of config.toml, an exe or
+    a folder), then a search of the usual places (:func:`search`). An explicit ``contacts``
+    overrides whatever was found. ``found_by`` says which one was used.
 
     The search needs a registry: on Windows the real one is used when ``registry`` is None;
     elsewhere, with nothing given, :class:`NotFoundError` says what to pass. Every failure is a
     :class:`NotFoundError` naming what was tried.
     """
-    explicit_ini = os.fspath(ini) if ini is not None else None
-    source = "--ini"
-    if explicit_ini is None:
-        explicit_ini = env_value(env, ENV_INI)
-        source = f"the {ENV_INI} environment variable"
-
     location: MicroSIPLocation
-    if explicit_ini is not None:
-        ini_path = _explicit_file(explicit_ini, "ini", source)
-        exe: Path | None = None
-        if microsip is not None and _absolute(microsip).is_file():
-            exe = _absolute(microsip)
-        location = MicroSIPLocation(
-            ini=ini_path,
-            contacts=find_in_folder(ini_path.parent, CONTACTS_NAME),
-            folder=ini_path.parent,
-            mode="explicit",
-            found_by=f"given by {source}",
-            exe=exe,
-        )
+    env_ini = env_value(env, ENV_INI)
+    if ini is not None:
+        location = _located_ini(ini, "--ini", microsip)
     elif microsip is not None:
-        location = _locate_given(_absolute(microsip), env, registry)
+        location = _locate_given(_absolute(microsip), env, registry, "--microsip")
+    elif env_ini is not None:
+        location = _located_ini(env_ini, f"the {ENV_INI} environment variable", None)
+    elif configured:
+        location = _locate_given(
+            _absolute(configured), env, registry, "the microsip setting in config.toml"
+        )
     else:
         registry = registry if registry is not None else _default_registry()
         if registry is None:
@@ -435,7 +428,7 @@ def locate(
         location = search(env, registry)
 
     if contacts is not None:
-        contacts_path = _explicit_file(contacts, "Contacts.xml", "--contacts")
+        contacts_path = explicit_file(contacts, "Contacts.xml", "--contacts")
         location = replace(
             location,
             contacts=contacts_path,
@@ -444,10 +437,27 @@ def locate(
     return location
 
 
-def _locate_given(
-    target: Path, env: Mapping[str, str], registry: RegistryReader | None
+def _located_ini(
+    ini: str | os.PathLike[str], source: str, microsip: str | os.PathLike[str] | None
 ) -> MicroSIPLocation:
-    """``--microsip`` names an exe or a folder."""
+    ini_path = explicit_file(ini, "ini", source)
+    exe: Path | None = None
+    if microsip is not None and _absolute(microsip).is_file():
+        exe = _absolute(microsip)
+    return MicroSIPLocation(
+        ini=ini_path,
+        contacts=find_in_folder(ini_path.parent, CONTACTS_NAME),
+        folder=ini_path.parent,
+        mode="explicit",
+        found_by=f"given by {source}",
+        exe=exe,
+    )
+
+
+def _locate_given(
+    target: Path, env: Mapping[str, str], registry: RegistryReader | None, source: str
+) -> MicroSIPLocation:
+    """``--microsip`` (or the ``microsip`` setting, as ``source`` says) names an exe or a folder."""
     registry = registry if registry is not None else _default_registry()
     install = read_install_path(registry)
     install_path = install.path if install else None
@@ -462,8 +472,8 @@ def _locate_given(
             target, install_path=install_path, appdata=appdata, localappdata=localappdata
         )
     else:
-        raise NotFoundError("--microsip names no existing exe or folder", path=target)
-    return replace(location, found_by=f"--microsip: {location.found_by}")
+        raise NotFoundError(f"{source} names no existing exe or folder", path=target)
+    return replace(location, found_by=f"{source}: {location.found_by}")
 
 
 def _usual_folders(env: Mapping[str, str]) -> Iterable[tuple[str, Path | None]]:
