@@ -26,6 +26,7 @@ from __future__ import annotations
 import codecs
 import enum
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from microsip_bridge.errors import (
     MicroSIPRunningError,
 )
 from microsip_bridge.fileio import DEFAULT_BACKUPS, atomic_write, read_limited
+from microsip_bridge.gcpause import collector_paused
 
 # microsip.ini holds at most 1000 call entries and a few hundred settings: a few hundred KB. Refuse
 # anything absurdly larger before reading it into memory.
@@ -109,12 +111,12 @@ def decode(data: bytes, path: Path | None = None) -> tuple[str, IniEncoding]:
             return data.decode("utf-8"), IniEncoding.UTF8
         except UnicodeDecodeError:
             encoding = IniEncoding.ANSI
-    body = data[len(encoding.bom) :]
+    body = memoryview(data)[len(encoding.bom) :]  # not a copy: the file may be 16 MiB
     codec, errors = _CODECS[encoding]
     if codec.startswith("utf-16") and len(body) % 2:
         raise FileFormatError("odd number of bytes in a UTF-16 file: it is truncated", path=path)
     try:
-        return body.decode(codec, errors), encoding
+        return str(body, codec, errors), encoding
     except UnicodeDecodeError as exc:
         raise FileFormatError(
             f"not valid {encoding.value} at byte {exc.start + len(encoding.bom)}", path=path
@@ -136,13 +138,23 @@ class LineKind(enum.Enum):
 
 @dataclass(slots=True)
 class Line:
-    """One physical line: its text without the line end, and the line end itself."""
+    """One physical line: its text without the line end, and the line end itself.
+
+    A name is kept as its place in ``text`` (``name_at:name_end``, before stripping), not as a
+    string of its own: a large ini holds a million of these, and memory stays near the file's
+    size."""
 
     text: str
     eol: str
     kind: LineKind
-    name: str = ""  # section or key name as written (stripped)
+    name_at: int = 0
+    name_end: int = 0
     value_at: int = 0  # for keys: index in ``text`` where the value starts
+
+    @property
+    def name(self) -> str:
+        """The section or key name as written (stripped); empty for other lines."""
+        return self.text[self.name_at : self.name_end].strip()
 
 
 def _parse_line(text: str, eol: str) -> Line:
@@ -152,28 +164,38 @@ def _parse_line(text: str, eol: str) -> Line:
     if stripped[0] == ";":
         return Line(text, eol, LineKind.COMMENT)
     if stripped[0] == "[":
+        lead = len(text) - len(stripped)
         close = stripped.rfind("]")
-        inner = stripped[1:close] if close > 0 else stripped[1:]
-        return Line(text, eol, LineKind.SECTION, name=inner.strip())
+        end = lead + close if close > 0 else len(text)
+        return Line(text, eol, LineKind.SECTION, lead + 1, end)
     eq = text.find("=")
     if eq < 0:
         return Line(text, eol, LineKind.OTHER)
     value_at = eq + 1
     while value_at < len(text) and text[value_at] in " \t":
         value_at += 1
-    return Line(text, eol, LineKind.KEY, name=text[:eq].strip(), value_at=value_at)
+    return Line(text, eol, LineKind.KEY, 0, eq, value_at)
 
 
 _LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n|\Z)")
+# One string object per kind of line end, not one per line.
+_EOLS = {"\r\n": "\r\n", "\n": "\n", "\r": "\r", "": ""}
+
+
+def iter_lines(text: str) -> Iterator[tuple[str, str]]:
+    """Split at CRLF, LF or CR only (``str.splitlines`` also splits at \\x0b, \\x1c, U+2028...),
+    one line at a time."""
+    eols = _EOLS
+    for match in _LINE.finditer(text):
+        line, eol = match.groups()
+        # The pattern also matches the empty string at the very end: that is not a line.
+        if line or eol:
+            yield line, eols[eol]
 
 
 def split_lines(text: str) -> list[tuple[str, str]]:
-    """Split at CRLF, LF or CR only (``str.splitlines`` also splits at \\x0b, \\x1c, U+2028...)."""
-    out: list[tuple[str, str]] = _LINE.findall(text)
-    # The pattern also matches the empty string at the very end: that is not a line.
-    if out and out[-1] == ("", ""):
-        out.pop()
-    return out
+    """:func:`iter_lines` as a list."""
+    return list(iter_lines(text))
 
 
 def profile_value(raw: str) -> str:
@@ -183,6 +205,66 @@ def profile_value(raw: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         return value[1:-1]
     return value
+
+
+@dataclass(slots=True)
+class _Index:
+    """Where each section (its first occurrence, as the profile API reads) and each of its keys
+    is, by case-folded name: the key's first line, and in ``more`` the lines of its duplicates."""
+
+    size: int
+    spans: dict[str, tuple[int, int]]
+    keys: dict[str, dict[str, int]]
+    more: dict[tuple[str, str], list[int]]
+
+    def find(self, section: str, key: str) -> list[int]:
+        keys = self.keys.get(section)
+        first = None if keys is None else keys.get(key)
+        if first is None:
+            return []
+        return [first, *self.more.get((section, key), ())]
+
+    def key_lines(self, section: str) -> list[int]:
+        keys = self.keys.get(section)
+        if keys is None:
+            return []
+        found = list(keys.values())
+        for (where, _), lines in self.more.items():
+            if where == section:
+                found.extend(lines)
+        return sorted(found)
+
+    @classmethod
+    def build(cls, lines: list[Line]) -> _Index:
+        spans: dict[str, tuple[int, int]] = {}
+        keys: dict[str, dict[str, int]] = {}
+        more: dict[tuple[str, str], list[int]] = {}
+        current: dict[str, int] | None = None  # the keys of a first occurrence, or None
+        open_name = ""
+        open_start = -1
+        for i, line in enumerate(lines):
+            kind = line.kind
+            if kind is LineKind.KEY:
+                if current is not None:
+                    name = line.name.casefold()
+                    if name in current:
+                        more.setdefault((open_name, name), []).append(i)
+                    else:
+                        current[name] = i
+            elif kind is LineKind.SECTION:
+                if open_start >= 0:
+                    spans[open_name] = (open_start, i)
+                    open_start = -1
+                name = line.name.casefold()
+                if name in spans:
+                    current = None  # a later duplicate: the profile API never reads it
+                else:
+                    current = keys[name] = {}
+                    open_name, open_start = name, i
+                    spans[name] = (i, len(lines))
+        if open_start >= 0:
+            spans[open_name] = (open_start, len(lines))
+        return cls(len(lines), spans, keys, more)
 
 
 class IniDocument:
@@ -202,6 +284,7 @@ class IniDocument:
         self.encoding = encoding
         self.path = path
         self.modified = False
+        self._index: _Index | None = None
         crlf = sum(1 for line in lines if line.eol == "\r\n")
         lf = sum(1 for line in lines if line.eol == "\n")
         # MicroSIP writes CRLF; keep whatever the file mostly uses for the lines we add.
@@ -213,7 +296,8 @@ class IniDocument:
     def from_text(
         cls, text: str, encoding: IniEncoding = IniEncoding.UTF16LE, path: Path | None = None
     ) -> IniDocument:
-        return cls([_parse_line(t, e) for t, e in split_lines(text)], encoding, path)
+        with collector_paused():
+            return cls([_parse_line(t, e) for t, e in iter_lines(text)], encoding, path)
 
     @classmethod
     def from_bytes(cls, data: bytes, path: Path | None = None) -> IniDocument:
@@ -223,7 +307,9 @@ class IniDocument:
     @classmethod
     def load(cls, path: Path | str) -> IniDocument:
         path = Path(path)
-        return cls.from_bytes(read_limited(path, MAX_INI_BYTES, "microsip.ini"), path)
+        # The bytes are dropped once decoded, before the lines are built.
+        text, encoding = decode(read_limited(path, MAX_INI_BYTES, "microsip.ini"), path)
+        return cls.from_text(text, encoding, path)
 
     @classmethod
     def new(cls, path: Path | None = None) -> IniDocument:
@@ -290,27 +376,28 @@ class IniDocument:
 
     # --- reading --------------------------------------------------------------------------------
 
+    def _lookup(self) -> _Index:
+        """The index of sections and keys, built in one pass over the lines and kept until the
+        lines are inserted or removed: every lookup is a dict access, not a scan (a document of
+        a million lines is read in linear time)."""
+        index = self._index
+        if index is None or index.size != len(self.lines):
+            with collector_paused():
+                index = self._index = _Index.build(self.lines)
+        return index
+
+    def _changed_lines(self) -> None:
+        self._index = None
+
     def _section_span(self, section: str) -> tuple[int, int] | None:
         """Line indexes [start, end) of the first section with this name (header included)."""
-        want = section.casefold()
-        start: int | None = None
-        for i, line in enumerate(self.lines):
-            if line.kind is LineKind.SECTION:
-                if start is not None:
-                    return start, i
-                if line.name.casefold() == want:
-                    start = i
-        return (start, len(self.lines)) if start is not None else None
+        return self._lookup().spans.get(section.casefold())
 
     def _key_lines(self, section: str) -> list[int]:
-        span = self._section_span(section)
-        if span is None:
-            return []
-        return [i for i in range(span[0] + 1, span[1]) if self.lines[i].kind is LineKind.KEY]
+        return self._lookup().key_lines(section.casefold())
 
     def _find(self, section: str, key: str) -> list[int]:
-        want = key.casefold()
-        return [i for i in self._key_lines(section) if self.lines[i].name.casefold() == want]
+        return self._lookup().find(section.casefold(), key.casefold())
 
     def sections(self) -> list[str]:
         """Section names in file order, each name once (as first written)."""
@@ -404,6 +491,7 @@ class IniDocument:
             self._terminate_last_line()
             self.lines.append(_parse_line(f"[{section}]", self.newline))
             self.lines.append(new_line)
+            self._changed_lines()
         else:
             at = span[1]
             while at - 1 > span[0] and self.lines[at - 1].kind is LineKind.BLANK:
@@ -413,6 +501,7 @@ class IniDocument:
                 prev.eol = self.newline
                 new_line.eol = ""
             self.lines.insert(at, new_line)
+            self._changed_lines()
         self.modified = True
 
     def _terminate_last_line(self) -> None:
@@ -427,6 +516,7 @@ class IniDocument:
             if not removed.eol and i > 0:
                 self.lines[i - 1].eol = ""  # keep "no newline at end of file" as it was
         if found:
+            self._changed_lines()
             self.modified = True
         return bool(found)
 
@@ -437,6 +527,7 @@ class IniDocument:
             return False
         last_eol = self.lines[span[1] - 1].eol
         del self.lines[span[0] : span[1]]
+        self._changed_lines()
         if span[0] > 0 and span[0] == len(self.lines) and not last_eol:
             self.lines[-1].eol = ""
         self.modified = True
