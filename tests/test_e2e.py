@@ -16,9 +16,9 @@ import pytest
 from microsip_bridge.microsip.hook_keys import SavedHooks, install_hooks
 from microsip_bridge.microsip.inifile import IniDocument
 from microsip_bridge.model import Call, Direction, Outcome
-from microsip_bridge.sim.engine import Simulator
 from microsip_bridge.sim.folder import create_folder
 from microsip_bridge.sim.scenario import parse_scenario, run_scenario
+from microsip_bridge.sim.simulator import Simulator
 from microsip_bridge.store import repo
 from microsip_bridge.store.engine import make_engine
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from microsip_bridge.sim.engine import FiredEvent, Simulator
+    from microsip_bridge.sim.records import FiredEvent
+    from microsip_bridge.sim.simulator import Simulator
 
 DEFAULT_FOLDER = "microsip-sim"
 

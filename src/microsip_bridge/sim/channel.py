@@ -33,8 +33,8 @@ from microsip_bridge.errors import (
 )
 from microsip_bridge.fileio import atomic_write, read_limited
 from microsip_bridge.microsip.commands import Channel, Verb, parse
-from microsip_bridge.sim.engine import Simulator
 from microsip_bridge.sim.folder import SimFolder
+from microsip_bridge.sim.simulator import Simulator
 
 # A command is at most 1024 UTF-16 units (commands.MAX_COMMAND_CHARS): 4 KiB of UTF-8 at worst,
 # plus the JSON around it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,6 +198,13 @@ class SimFolder:
     @property
     def state_file(self) -> Path:
         return self.path / STATE_FILE
+
+    def edit_ini(self, change: Callable[[IniDocument], object]) -> None:
+        """Read, change, write: what each WritePrivateProfileString does to the file."""
+        doc = IniDocument.load(self.ini)
+        change(doc)
+        if doc.modified:
+            doc.save(backups=0)
 
     def running_pid(self) -> int | None:
         """The pid of a live simulator using this folder, if any (process.simulator_pid)."""

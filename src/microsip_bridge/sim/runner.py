@@ -10,7 +10,6 @@ from typing import Any
 from microsip_bridge.microsip.commands import Channel, Verb, parse
 from microsip_bridge.sim.channel import CommandChannel
 from microsip_bridge.sim.clock import RealClock, SimClock
-from microsip_bridge.sim.engine import FiredEvent, SimCall, Simulator
 from microsip_bridge.sim.folder import (
     DEFAULT_DOMAIN,
     DEFAULT_VERSION,
@@ -18,8 +17,10 @@ from microsip_bridge.sim.folder import (
     create_folder,
     open_folder,
 )
+from microsip_bridge.sim.records import FiredEvent, SimCall
 from microsip_bridge.sim.runcmd import MICROSIP_HOOK_TIMEOUT
 from microsip_bridge.sim.scenario import Scenario, schedule_scenario, steps_from_specs
+from microsip_bridge.sim.simulator import Simulator
 
 
 @dataclass

@@ -52,14 +52,14 @@ from microsip_bridge.errors import BridgeError, FileFormatError
 from microsip_bridge.fileio import read_limited
 from microsip_bridge.microsip.commands import Verb, parse
 from microsip_bridge.model import CallState
-from microsip_bridge.sim.engine import (
+from microsip_bridge.sim.calls import (
     HangupBy,
     RemoteAction,
     RemoteBehaviour,
-    SimCall,
-    Simulator,
     check_failure_status,
 )
+from microsip_bridge.sim.records import SimCall
+from microsip_bridge.sim.simulator import Simulator
 from microsip_bridge.wire import MAX_NUMBER_CHARS
 
 MAX_SCENARIO_BYTES = 1024 * 1024
