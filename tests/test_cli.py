@@ -336,6 +336,23 @@ def test_contacts_import_refuses_a_file_without_numbers(
     assert contacts.read_bytes() == original
 
 
+def test_contacts_import_needs_a_file_name_or_format_it_knows(
+    capsys: pytest.CaptureFixture[str], folder: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "contacts.ods"
+    source.write_bytes(b"Name,Number\nJane,1\n")
+    code, _, err = run(capsys, "contacts", "import", str(source), "--microsip", str(folder))
+    assert code == 1
+    assert err == (
+        f"microsip-bridge: error: {source}: cannot tell the format from the file name; "
+        "pass --format csv|vcf|json|xml\n"
+    )
+    args = ("contacts", "import", str(source), "--microsip", str(folder), "--format", "csv")
+    code, out, _ = run(capsys, *args, "--dry-run")
+    assert code == 0
+    assert "1 added" in out
+
+
 def test_contacts_import_replace_report_json(
     capsys: pytest.CaptureFixture[str], folder: Path, corpus: Path
 ) -> None:

@@ -13,11 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from microsip_bridge.contacts import importing
+from microsip_bridge.contacts.csvfile import import_csv, sniff_delimiter
+from microsip_bridge.contacts.importing import ImportResult
 from microsip_bridge.errors import BridgeError, FileFormatError, UnsafeInputError
-from microsip_bridge.microsip import contacts_import
 from microsip_bridge.microsip.contact import Contact
-from microsip_bridge.microsip.contacts_csv import HEADER, export_csv, import_csv, sniff_delimiter
-from microsip_bridge.microsip.contacts_import import ImportResult, prepare
+from microsip_bridge.microsip.contacts_csv import HEADER, export_csv
+from microsip_bridge.microsip.contacts_xml import prepare_contact
 
 CSV_FILES = (
     "real-index-google-outlookcsv.csv",
@@ -323,7 +325,7 @@ def test_damaged_csv_is_a_format_error() -> None:
 
 
 def test_oversized_input_is_refused_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(contacts_import, "MAX_IMPORT_BYTES", 10)
+    monkeypatch.setattr(importing, "MAX_IMPORT_BYTES", 10)
     with pytest.raises(UnsafeInputError):
         import_csv(b"Number\n12345678901\n")
 
@@ -374,7 +376,7 @@ def test_export_of_the_corpus_contacts_reimports_identically(corpus: Path) -> No
     assert len(contacts) == 177
     result = import_csv(export_csv(contacts))
     # Names ending in U+00A0 and spaces survive; the flags come back.
-    assert result.contacts == [prepare(c) for c in contacts]
+    assert result.contacts == [prepare_contact(c) for c in contacts]
     assert result.report == []
 
 
@@ -424,7 +426,7 @@ def storable_contacts(draw: st.DrawFn) -> Contact:
 @given(st.lists(storable_contacts(), max_size=5))
 def test_export_then_import_gives_the_prepared_contacts(contacts: list[Contact]) -> None:
     result = import_csv(export_csv(contacts))
-    assert result.contacts == [prepare(c) for c in contacts]
+    assert result.contacts == [prepare_contact(c) for c in contacts]
 
 
 @given(st.binary(max_size=400))

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from microsip_bridge.contacts.jsonfile import export_json, import_json
 from microsip_bridge.errors import BridgeError, FileFormatError
-from microsip_bridge.formats.jsonfile import export_json, import_json
 from microsip_bridge.microsip.contact import ATTRIBUTES, Contact
-from microsip_bridge.microsip.contacts_import import prepare
+from microsip_bridge.microsip.contacts_xml import prepare_contact
 
 
 def test_export_shape_is_stable() -> None:
@@ -165,7 +165,7 @@ def json_contacts(draw: st.DrawFn) -> Contact:
 @given(st.lists(json_contacts(), max_size=4))
 def test_export_then_import_gives_the_prepared_contacts(contacts: list[Contact]) -> None:
     result = import_json(export_json(contacts))
-    assert result.contacts == [prepare(c) for c in contacts]
+    assert result.contacts == [prepare_contact(c) for c in contacts]
 
 
 _JSON = st.recursive(

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from microsip_bridge.contacts.csvfile import import_csv
+from microsip_bridge.contacts.importing import ImportResult, prepared_key
+from microsip_bridge.contacts.merge import describe, merge
 from microsip_bridge.microsip.contact import Contact
-from microsip_bridge.microsip.contacts_csv import export_csv, import_csv
-from microsip_bridge.microsip.contacts_import import ImportResult, prepared_key
-from microsip_bridge.microsip.contacts_merge import describe, merge
+from microsip_bridge.microsip.contacts_csv import export_csv
 
 
 def corpus_contacts(corpus: Path, name: str) -> list[Contact]:

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from microsip_bridge.contacts.importing import ImportResult
+from microsip_bridge.contacts.vcard import export_vcard, import_vcard
 from microsip_bridge.errors import BridgeError, FileFormatError
-from microsip_bridge.formats.vcard import export_vcard, import_vcard
 from microsip_bridge.microsip.contact import Contact
-from microsip_bridge.microsip.contacts_import import ImportResult, prepare
+from microsip_bridge.microsip.contacts_xml import prepare_contact
 
 VCARD_FILES = (
     "real-ezvcard-android-2.1.vcf",
@@ -352,7 +353,7 @@ def test_export_then_import_gives_the_prepared_contacts(
     contacts: list[Contact], version: str
 ) -> None:
     result = import_vcard(export_vcard(contacts, version))
-    assert result.contacts == [prepare(c) for c in contacts]
+    assert result.contacts == [prepare_contact(c) for c in contacts]
 
 
 @given(st.binary(max_size=400))

@@ -18,23 +18,17 @@ from microsip_bridge.cli._common import (
     output_option,
     state,
 )
+from microsip_bridge.contacts.formats import (
+    EXPORT_FORMATS,
+    IMPORT_FORMATS,
+    WriteOptions,
+    format_for_path,
+    get_format,
+)
+from microsip_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
-    from microsip_bridge.microsip.contact import Contact
-    from microsip_bridge.microsip.contacts_import import ImportResult
     from microsip_bridge.microsip.contacts_xml import ContactsFile
-
-EXPORT_FORMATS = ("csv", "vcf", "json", "directory-json", "directory-xml", "xml")
-IMPORT_FORMATS = ("auto", "csv", "vcf", "json", "xml")
-_BY_SUFFIX = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".vcf": "vcf",
-    ".vcard": "vcf",
-    ".json": "json",
-    ".xml": "xml",
-}
 
 
 @click.group()
@@ -72,7 +66,7 @@ def list_(
     Example:
         microsip-bridge contacts list
     """
-    from microsip_bridge.formats.jsonfile import export_json
+    from microsip_bridge.contacts.jsonfile import export_json
     from microsip_bridge.tables import format_table
 
     location = locate_files(microsip_path, ini_path, contacts_path)
@@ -138,93 +132,19 @@ def export(
     location = locate_files(microsip_path, ini_path, contacts_path)
     cf = _load(location.contacts)
     _report_problems(cf)
-    emit(render_export(cf.contacts, fmt, vcard_version=vcard_version, refresh=refresh), output)
-
-
-def render_export(
-    items: list[Contact], fmt: str, *, vcard_version: str = "3.0", refresh: int | None = None
-) -> str | bytes:
-    if fmt == "csv":
-        from microsip_bridge.microsip.contacts_csv import export_csv
-
-        return export_csv(items)
-    if fmt == "vcf":
-        from microsip_bridge.formats.vcard import export_vcard
-
-        return export_vcard(items, vcard_version)
-    if fmt == "json":
-        from microsip_bridge.formats.jsonfile import export_json
-
-        return export_json(items)
-    if fmt == "directory-json":
-        from microsip_bridge.microsip.directory import to_directory_json
-
-        return to_directory_json(items, refresh=refresh)
-    if fmt == "directory-xml":
-        from microsip_bridge.microsip.directory import to_directory_xml
-
-        return to_directory_xml(items, refresh=refresh)
-    from microsip_bridge.microsip.contacts_xml import serialize_contacts
-
-    return serialize_contacts(items)
-
-
-def read_import(
-    path: Path, fmt: str, *, encoding: str | None, delimiter: str | None
-) -> ImportResult:
-    """Read a file to import; ``fmt`` "auto" goes by its extension."""
-    from microsip_bridge.errors import BridgeError
-    from microsip_bridge.fileio import read_limited
-
-    if fmt == "auto":
-        fmt = _BY_SUFFIX.get(path.suffix.lower(), "")
-        if not fmt:
-            raise BridgeError(
-                "cannot tell the format from the file name; pass --format csv|vcf|json|xml",
-                path=path,
-            )
-    data = read_limited(path, state().config.max_bytes, "contacts file")
-    try:
-        return _import(data, fmt, encoding=encoding, delimiter=delimiter, path=path)
-    except BridgeError as exc:
-        if exc.path is None:
-            exc.path = path
-        raise
-
-
-def _import(
-    data: bytes, fmt: str, *, encoding: str | None, delimiter: str | None, path: Path
-) -> ImportResult:
-    from microsip_bridge.microsip.contacts_import import ImportResult
-
-    if fmt == "csv":
-        from microsip_bridge.microsip.contacts_csv import import_csv
-
-        return import_csv(data, delimiter=delimiter, encoding=encoding)
-    if fmt == "vcf":
-        from microsip_bridge.formats.vcard import import_vcard
-
-        return import_vcard(data, encoding=encoding)
-    if fmt == "json":
-        from microsip_bridge.formats.jsonfile import import_json
-
-        return import_json(data)
-    # xml: another Contacts.xml, or a directory response in one of MicroSIP's XML shapes.
-    from microsip_bridge.microsip.contacts_xml import parse_contacts
-    from microsip_bridge.microsip.directory import parse_directory
-
-    head = data[:4096].lower()
-    if b"<contacts" in head and b"refresh=" not in head:
-        cf = parse_contacts(data, path)
-        return ImportResult(contacts=cf.contacts)
-    return ImportResult(contacts=parse_directory(data, "text/xml"))
+    options = WriteOptions(vcard_version=vcard_version, refresh=refresh)
+    emit(get_format(fmt).write(cf.contacts, options), output)
 
 
 @contacts.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @location_options
 @click.option(
-    "--format", "fmt", type=click.Choice(IMPORT_FORMATS), default="auto", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(("auto", *IMPORT_FORMATS)),
+    default="auto",
+    show_default=True,
 )
 @click.option("--replace", is_flag=True, help="Replace all contacts instead of merging.")
 @click.option("--encoding", help="The file's text encoding, if sniffing gets it wrong.")
@@ -263,11 +183,19 @@ def import_(
         microsip-bridge contacts import phone.vcf
         microsip-bridge contacts import crm.json --replace
     """
-    from microsip_bridge.microsip.contacts_merge import describe, merge
+    from microsip_bridge.contacts.merge import describe, merge
     from microsip_bridge.microsip.contacts_xml import write_contacts
 
     location = locate_files(microsip_path, ini_path, contacts_path)
-    result = read_import(file, fmt, encoding=encoding, delimiter=delimiter)
+    source = get_format(fmt) if fmt != "auto" else format_for_path(file)
+    if source is None:
+        raise BridgeError(
+            f"cannot tell the format from the file name; pass --format {'|'.join(IMPORT_FORMATS)}",
+            path=file,
+        )
+    result = source.read_file(
+        file, max_bytes=state().config.max_bytes, encoding=encoding, delimiter=delimiter
+    )
     existing = _load(location.contacts, missing_ok=True)
     plan = merge(existing.contacts, result, replace=replace)
     summary = {

@@ -71,6 +71,7 @@ from microsip_bridge.errors import (
     UnsafeInputError,
 )
 from microsip_bridge.fileio import DEFAULT_BACKUPS, atomic_write
+from microsip_bridge.microsip import textcodec
 from microsip_bridge.microsip.contact import (
     ATTRIBUTES,
     FLAG_FIELDS,
@@ -831,9 +832,9 @@ def _is_utf8(encoding: str) -> bool:
 def _decode(data: bytes, path: Path | None) -> tuple[str, list[Problem]]:
     """UTF-8, as MicroSIP reads it whatever the declaration says; a UTF-8 BOM is skipped."""
     problems: list[Problem] = []
-    body = data
-    if data.startswith(codecs.BOM_UTF8):
-        body = data[3:]
+    # CMarkup knows only UTF-8's mark; UTF-16's were refused before (_check_bytes).
+    bom, body = textcodec.split_bom(data, (textcodec.UTF8_BOM,))
+    if bom is not None:
         problems.append(
             Problem(
                 1,

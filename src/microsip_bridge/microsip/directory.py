@@ -40,6 +40,7 @@ from json.encoder import encode_basestring as _json_string
 from operator import attrgetter
 
 from microsip_bridge.errors import BridgeError, FileFormatError, UnsafeInputError
+from microsip_bridge.microsip import textcodec
 from microsip_bridge.microsip.contact import TEXT_FIELDS, Contact
 from microsip_bridge.microsip.contacts_xml import (
     MAX_CONTACTS_BYTES,
@@ -460,9 +461,9 @@ def read_directory_response(
     if content_type is not None and content_type.lstrip().startswith("text/csv"):
         raise FileFormatError(
             "a text/csv directory response is read like a CSV import: use the CSV importer "
-            "(microsip_bridge.microsip.contacts_csv), not parse_directory()"
+            "(microsip_bridge.contacts.csvfile), not parse_directory()"
         )
-    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    _, body = textcodec.split_bom(data, (textcodec.UTF8_BOM,))
     json_error: str | None = None
     try:
         text = body.decode("utf-8")

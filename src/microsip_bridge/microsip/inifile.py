@@ -37,6 +37,7 @@ from microsip_bridge.errors import (
 )
 from microsip_bridge.fileio import DEFAULT_BACKUPS, atomic_write, read_limited
 from microsip_bridge.gcpause import collector_paused
+from microsip_bridge.microsip import textcodec
 
 # microsip.ini holds at most 1000 call entries and a few hundred settings: a few hundred KB. Refuse
 # anything absurdly larger before reading it into memory.
@@ -95,11 +96,13 @@ _CODECS: dict[IniEncoding, tuple[str, str]] = {
 
 def decode(data: bytes, path: Path | None = None) -> tuple[str, IniEncoding]:
     """Decode ini bytes the way they were written: BOM first, then strict UTF-8, then ANSI."""
-    if data.startswith(codecs.BOM_UTF16_LE):
+    # The profile API knows no UTF-32: a UTF-32LE mark (FF FE 00 00) is taken for UTF-16LE's.
+    bom = textcodec.detect_bom(data, textcodec.WINDOWS_BOMS)
+    if bom is textcodec.UTF16LE_BOM:
         encoding = IniEncoding.UTF16LE
-    elif data.startswith(codecs.BOM_UTF16_BE):
+    elif bom is textcodec.UTF16BE_BOM:
         encoding = IniEncoding.UTF16BE
-    elif data.startswith(codecs.BOM_UTF8):
+    elif bom is textcodec.UTF8_BOM:
         encoding = IniEncoding.UTF8_BOM
     else:
         if b"\x00" in data:

@@ -50,20 +50,18 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from microsip_bridge.errors import BridgeError, FileFormatError
-from microsip_bridge.microsip.contact import NUMBER_FIELDS, Contact, parse_flag
-from microsip_bridge.microsip.contacts_import import (
-    FALLBACK_ENCODING,
+from microsip_bridge.contacts.importing import (
     ImportResult,
     NumberCandidate,
     check_size,
     clean_text,
-    detect_bom,
     finish,
-    guess_bomless_utf16,
     place_numbers,
     prepared_key,
 )
+from microsip_bridge.errors import BridgeError, FileFormatError
+from microsip_bridge.microsip.contact import NUMBER_FIELDS, Contact, parse_flag
+from microsip_bridge.microsip.textcodec import ANSI_CODEC, UTF8_BOM, decode_unicode, split_bom
 
 VERSIONS = ("2.1", "3.0", "4.0")
 
@@ -136,7 +134,7 @@ def import_vcard(data: bytes | str, *, encoding: str | None = None) -> ImportRes
     check_size(data)
     if isinstance(data, str):
         data = data.encode("utf-8", errors="replace")
-    fallback = encoding or FALLBACK_ENCODING
+    fallback = encoding or ANSI_CODEC
     try:
         # Every byte must decode (bad ones replaced): the fallback reads arbitrary 8-bit text.
         bytes(range(256)).decode(fallback, errors="replace")
@@ -155,27 +153,16 @@ def import_vcard(data: bytes | str, *, encoding: str | None = None) -> ImportRes
 
 def _to_utf8(data: bytes, result: ImportResult) -> bytes:
     """UTF-16/32 files (with a BOM, or UTF-16 without) become UTF-8; a UTF-8 BOM is dropped."""
-    bom = detect_bom(data)
+    bom, body = split_bom(data, (UTF8_BOM,))
     if bom is not None:
-        name, size = bom
-        if name == "utf-8":
-            return data[size:]
-        try:
-            return data[size:].decode(name).encode("utf-8", errors="replace")
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(
-                f"starts with a {name} byte-order mark but is not valid {name} "
-                f"(byte {exc.start + size})"
-            ) from None
-    guessed = guess_bomless_utf16(data)
-    if guessed is not None:
-        try:
-            text = data.decode(guessed)
-        except UnicodeDecodeError:
-            return data
-        result.note("file", f"no byte-order mark; read as {guessed.upper()}")
-        return text.encode("utf-8", errors="replace")
-    return data
+        # Still bytes: each property's CHARSET, not the mark, says how its value is encoded.
+        return body
+    decoded = decode_unicode(data)
+    if decoded is None:
+        return data
+    if decoded.note is not None:
+        result.note("file", decoded.note)
+    return decoded.text.encode("utf-8", errors="replace")
 
 
 def _logical_lines(data: bytes) -> Iterator[tuple[int, bytes]]:

@@ -1,4 +1,4 @@
-"""What every contacts importer shares: result and report types, ContactPrepare, number slots.
+"""What every contacts importer shares: result and report types, number slots, text decoding.
 
 The importers (MicroSIP CSV, vCard, JSON) turn foreign records into :class:`Contact` objects the
 way MicroSIP's own import does (facts §4.5), and never drop a phone number silently: a number that
@@ -8,13 +8,13 @@ text we had to change.
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from microsip_bridge.errors import FileFormatError, UnsafeInputError
+from microsip_bridge.errors import UnsafeInputError
 from microsip_bridge.microsip.contact import ATTRIBUTES, NUMBER_FIELDS, Contact, prepared_name
-from microsip_bridge.microsip.contacts_xml import find_unstorable, sanitize_text
+from microsip_bridge.microsip.contacts_xml import find_unstorable, prepare_contact, sanitize_text
+from microsip_bridge.microsip.textcodec import decode_lenient
 
 # A contacts export of a few hundred thousand people is a few tens of MB; anything far larger is
 # not a contacts file, and reading it whole into memory would only hurt.
@@ -64,19 +64,6 @@ def check_size(data: bytes | str, what: str = "the file") -> None:
 def prepared_key(contact: Contact) -> tuple[str, str]:
     """The (number, name) pair MicroSIP matches on, as after ``ContactPrepare`` (facts §4.2)."""
     return contact.dial_number, prepared_name(contact)
-
-
-def prepare(contact: Contact) -> Contact | None:
-    """MicroSIP's ``ContactPrepare`` (facts §4.2): ``number`` falls back to ``phone`` then
-    ``mobile`` (copied, so the number also stays in its own field), an empty name is built from
-    first and last name, else set to the number. ``None`` when the contact has no number at all:
-    MicroSIP drops such rows."""
-    number, name = prepared_key(contact)
-    if not number:
-        return None
-    if number == contact.number and name == contact.name:
-        return contact
-    return contact.replace(number=number, name=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +124,7 @@ def finish(contact: Contact, result: ImportResult, where: str, *, fallback_name:
     number. ``fallback_name`` (an organisation, say) is used before MicroSIP's number-as-name."""
     if not contact.name and not prepared_name(contact.replace(number="", phone="", mobile="")):
         contact = contact.replace(name=fallback_name)
-    prepared = prepare(contact)
+    prepared = prepare_contact(contact)
     if prepared is None:
         label = contact.name or contact.email or "(no name)"
         result.note(where, f"{label!r} has no phone number; skipped")
@@ -160,89 +147,15 @@ def clean_text(value: str, result: ImportResult, where: str | Callable[[], str])
     return sanitize_text(value)
 
 
-# BOMs in the order they must be tested: UTF-32LE's starts with UTF-16LE's.
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-FALLBACK_ENCODING = "cp1252"
-
-
 def decode_text(
     data: bytes, result: ImportResult, *, encoding: str | None = None, what: str = "file"
 ) -> str:
-    """Decode a whole text file: the BOM's encoding if it has one, else UTF-8, else Windows-1252
-    (what a Windows "ANSI" export is in Western locales), noted in the report. UTF-16 without a
-    BOM is recognised by its zero bytes. ``encoding`` overrides all guessing.
-    """
-    if encoding is not None:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(
-                f"not valid {encoding} (byte {exc.start}: {data[exc.start : exc.start + 1]!r})",
-                where=what,
-            ) from None
-        except (LookupError, ValueError):
-            # Unknown names, and codecs that are not bytes-to-text ("rot13", "hex"), land here.
-            raise FileFormatError(f"cannot read text as {encoding!r}", where=what) from None
-        # Whatever the codec, a BOM decodes to U+FEFF: drop it rather than glue it to a header.
-        return text.removeprefix("\ufeff")
-    bom = detect_bom(data)
-    if bom is not None:
-        name, size = bom
-        try:
-            return data[size:].decode(name)
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(
-                f"starts with a {name} byte-order mark but is not valid {name} "
-                f"(byte {exc.start + size})",
-                where=what,
-            ) from None
-    guessed = guess_bomless_utf16(data)
-    if guessed is not None:
-        try:
-            text = data.decode(guessed)
-        except UnicodeDecodeError:
-            pass
-        else:
-            result.note(what, f"no byte-order mark; read as {guessed.upper()}")
-            return text
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        result.note(
-            what,
-            f"not valid UTF-8 (byte {exc.start}); read as Windows-1252, "
-            "give the encoding if names look wrong",
-        )
-        return data.decode(FALLBACK_ENCODING, errors="replace")
-
-
-def detect_bom(data: bytes) -> tuple[str, int] | None:
-    """The codec named by the data's byte-order mark, and the mark's length."""
-    for bom, name in _BOMS:
-        if data.startswith(bom):
-            return name, len(bom)
-    return None
-
-
-def guess_bomless_utf16(data: bytes) -> str | None:
-    """UTF-16 text without a BOM has a zero byte in every other position for Latin text."""
-    sample = data[:4096]
-    if len(sample) < 4 or len(sample) % 2:
-        return None
-    even_zeros = sample[0::2].count(0)
-    odd_zeros = sample[1::2].count(0)
-    half = len(sample) // 2
-    if odd_zeros > 0.6 * half and even_zeros < 0.1 * half:
-        return "utf-16-le"
-    if even_zeros > 0.6 * half and odd_zeros < 0.1 * half:
-        return "utf-16-be"
-    return None
+    """Decode a whole text file as :func:`decode_lenient` does (its BOM, BOM-less UTF-16, UTF-8,
+    else Windows-1252) and report any guess under ``what``. ``encoding`` overrides guessing."""
+    decoded = decode_lenient(data, encoding=encoding, where=what)
+    if decoded.note is not None:
+        result.note(what, decoded.note)
+    return decoded.text
 
 
 def validate_fields(fields: Iterable[str]) -> frozenset[str]:

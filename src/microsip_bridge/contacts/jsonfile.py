@@ -30,15 +30,15 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from microsip_bridge.errors import FileFormatError, UnsafeInputError
-from microsip_bridge.microsip.contact import FLAG_FIELDS, NUMBER_FIELDS, TEXT_FIELDS, Contact
-from microsip_bridge.microsip.contacts_import import (
+from microsip_bridge.contacts.importing import (
     ImportResult,
     check_size,
     clean_text,
     decode_text,
     finish,
 )
+from microsip_bridge.errors import FileFormatError, UnsafeInputError
+from microsip_bridge.microsip.contact import FLAG_FIELDS, NUMBER_FIELDS, TEXT_FIELDS, Contact
 from microsip_bridge.microsip.contacts_xml import check_storable
 
 # usersDirectory's last fallback for the number (facts §4.6); "phone" is also a field of its own.

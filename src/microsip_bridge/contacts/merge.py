@@ -33,6 +33,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from microsip_bridge.contacts.importing import (
+    ALL_FIELDS,
+    ImportResult,
+    prepared_key,
+    validate_fields,
+)
 from microsip_bridge.microsip.contact import (
     ATTRIBUTES,
     FLAG_FIELDS,
@@ -40,13 +46,7 @@ from microsip_bridge.microsip.contact import (
     TEXT_FIELDS,
     Contact,
 )
-from microsip_bridge.microsip.contacts_import import (
-    ALL_FIELDS,
-    ImportResult,
-    prepare,
-    prepared_key,
-    validate_fields,
-)
+from microsip_bridge.microsip.contacts_xml import prepare_contact
 
 # The match key: equal in both contacts by definition, so an update never writes them.
 _KEY_FIELDS = frozenset(("name", "number"))
@@ -131,7 +131,7 @@ def merge(
         plan.result.append(after)
     for key, contact in incoming.items():
         if key not in matched:
-            added = prepare(contact) or contact  # never None: the key has a number
+            added = prepare_contact(contact) or contact  # never None: the key has a number
             plan.added.append(added)
             plan.result.append(added)
     return plan
