@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -63,6 +64,58 @@ def start_hook(home: Path, *args: str | bytes) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         cwd=home,
     )
+
+
+def start_hooks(home: Path, numbers: Sequence[str], event: str = "ring") -> list[int]:
+    """Fire one real hook (the direct form) per number, all at once; their exit codes."""
+    procs = [
+        subprocess.Popen(
+            [*HOOK_DIRECT, event, number],
+            env=hook_env(home),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=home,
+        )
+        for number in numbers
+    ]
+    return [proc.wait(120) for proc in procs]
+
+
+def publish(home: Path, port: int, *, pid: int, token: str = "t" * 43) -> None:
+    """A daemon.json and token as a daemon would leave them."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "daemon.json").write_text(json.dumps({"host": "127.0.0.1", "port": port, "pid": pid}))
+    (home / "token").write_text(token + "\n")
+
+
+@contextmanager
+def hung_daemon(home: Path) -> Iterator[list[socket.socket]]:
+    """A 'daemon' that accepts every connection and never reads or answers (wedged, or a PC too
+    loaded to run it), published in ``home``; yields the connections it holds."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    server.settimeout(0.05)  # a blocked accept() does not notice close(): poll instead
+    held: list[socket.socket] = []
+    over = threading.Event()
+
+    def accept() -> None:
+        while not over.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    publish(home, server.getsockname()[1], pid=os.getpid())
+    try:
+        yield held
+    finally:
+        over.set()
+        thread.join(10)
+        server.close()
+        for conn in held:
+            conn.close()
 
 
 def settings_for(home: Path, **changes: object) -> DaemonSettings:

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from microsip_bridge import hook, model, wire
@@ -30,11 +31,14 @@ from tests.daemon_support import (
     HOOK,
     HOOK_DIRECT,
     hook_log,
+    hung_daemon,
     live_daemon,
+    publish,
     run_hook,
     spool_drained,
     spool_lines,
     start_hook,
+    start_hooks,
     stored_calls,
     stored_events,
     wait_until,
@@ -152,11 +156,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def publish(home: Path, port: int, *, pid: int, token: str = "t" * 43) -> None:
-    """A daemon.json and token as a daemon would leave them."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "daemon.json").write_text(json.dumps({"host": "127.0.0.1", "port": port, "pid": pid}))
-    (home / "token").write_text(token + "\n")
+# Nobody listens there (it was free a moment ago): a daemon.json pointing at it is refused.
+CLOSED_PORT = free_port()
 
 
 def dead_pid() -> int:
@@ -179,15 +180,98 @@ def test_a_live_daemon_that_refuses_is_logged(bridge_home: Path) -> None:
     assert "did not answer end in time; spooled it" in hook_log(bridge_home)
 
 
+def full_fifo(path: Path) -> int:
+    """A FIFO at ``path`` whose pipe is full and never read: a write to it blocks for ever (a
+    hung disk). Returns the descriptor that keeps it open; close it when done."""
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(fd, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    return fd
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO to block the spool write")
 def test_the_watchdog_ends_a_hook_stuck_on_a_hung_disk(bridge_home: Path) -> None:
-    # Opening a FIFO for writing blocks until a reader comes: the spool "disk" hangs for ever.
     bridge_home.mkdir(parents=True, exist_ok=True)
-    os.mkfifo(bridge_home / "spool.jsonl")
-    result = run_hook(bridge_home, "incoming", "1001", timeout=20)
+    fd = full_fifo(bridge_home / "spool.jsonl")
+    try:
+        started = time.monotonic()
+        result = run_hook(bridge_home, "incoming", "1001", timeout=20)
+        took = time.monotonic() - started
+    finally:
+        os.close(fd)
     assert result.returncode == hook.EXIT_FAILED
-    assert "gave up after 0.85 s" in hook_log(bridge_home)
+    # The spool write had started: the watchdog gave it SPOOL_GRACE before giving up.
+    assert hook.WATCHDOG_AT + hook.SPOOL_GRACE <= took < hook.WATCHDOG_AT + hook.SPOOL_GRACE + 5
+    assert "gave up after" in hook_log(bridge_home)
     assert "'incoming', '1001'" in hook_log(bridge_home)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO to block the log")
+def test_the_event_is_spooled_before_anything_is_logged(bridge_home: Path) -> None:
+    # The log hangs (a FIFO nobody reads) and the daemon never answers: the log line about
+    # that must not stand between the event and the spool.
+    (bridge_home / "logs").mkdir(parents=True)
+    os.mkfifo(bridge_home / "logs" / "hook.log")
+    with hung_daemon(bridge_home):
+        result = run_hook(bridge_home, "end", "1001", timeout=20)
+    assert result.returncode == hook.EXIT_OK  # the event was safe when the watchdog came
+    assert [line["number"] for line in spool_lines(bridge_home)] == ["1001"]
+
+
+STUCK_HOOK = """
+import time
+from microsip_bridge import hook
+def stuck(*args, **kwargs):
+    time.sleep(30)  # a POST that never comes back (a starved process looks the same)
+hook.post = stuck
+hook.main()
+"""
+
+
+def test_the_watchdog_spools_an_event_the_main_thread_could_not(bridge_home: Path) -> None:
+    publish(bridge_home, free_port(), pid=os.getpid())
+    started = time.monotonic()
+    result = run_hook(bridge_home, "ring", "1001", command=[sys.executable, "-I", "-c", STUCK_HOOK])
+    assert time.monotonic() - started < hook.RUN_DEADLINE + 2
+    assert result.returncode == hook.EXIT_OK, result.stderr.decode()
+    [line] = spool_lines(bridge_home)
+    assert (line["event"], line["number"]) == ("ring", "1001")
+    assert "spooled ring" in hook_log(bridge_home)
+
+
+def test_the_post_gets_only_what_the_spool_leaves_of_the_budget(bridge_home: Path) -> None:
+    with hung_daemon(bridge_home) as held:
+        # Start-up took long (a loaded PC): no time is left for the daemon, the event is
+        # spooled at once.
+        began = time.monotonic()
+        late = began - (hook.WATCHDOG_AT - hook.SPOOL_RESERVE)
+        assert hook.run(["ring", "1001"], bridge_home, started=late) == hook.EXIT_OK
+        assert time.monotonic() - began < 0.2
+        assert held == []
+        # A little time left: the POST gets that, not POST_DEADLINE.
+        began = time.monotonic()
+        assert hook.run(["ring", "1002"], bridge_home, started=late + 0.2) == hook.EXIT_OK
+        assert 0.15 <= time.monotonic() - began < hook.POST_DEADLINE
+    assert [line["number"] for line in spool_lines(bridge_home)] == ["1001", "1002"]
+    assert "no time left to try the daemon" in hook_log(bridge_home)
+
+
+@pytest.mark.slow
+def test_a_hundred_hooks_at_once_against_a_hung_daemon_spool_every_event(
+    bridge_home: Path,
+) -> None:
+    # The issue: 50 hooks at once against a wedged daemon lost events; on 2 cores, 100 python
+    # processes take seconds to start, and each hook must still make its event safe.
+    numbers = [str(n) for n in range(100)]
+    with hung_daemon(bridge_home):
+        codes = start_hooks(bridge_home, numbers)
+    spooled = [line["number"] for line in spool_lines(bridge_home)]
+    assert sorted(set(spooled), key=int) == numbers, hook_log(bridge_home)[-2000:]
+    assert codes == [hook.EXIT_OK] * len(numbers)
 
 
 # --- the POST path -----------------------------------------------------------------------------
@@ -449,6 +533,16 @@ def test_parse_json_refuses_what_is_not_strict_json(bad: str) -> None:
         wire.parse_json(bad)
 
 
+@pytest.mark.parametrize("bad", ['{"host":"127.0.0.1","port":5', '{"a":"\\x', '"abc', "[1,2"])
+def test_parse_json_refuses_damage_when_json_is_not_loaded(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    # As in the hook's process: Python 3.11's scanner then cannot raise its JSONDecodeError.
+    monkeypatch.delitem(sys.modules, "json.decoder")
+    with pytest.raises(ValueError, match=r"."):  # 3.12 imports json for its own message
+        wire.parse_json(bad)
+
+
 def test_read_daemon_gives_the_address_and_token(bridge_home: Path) -> None:
     publish(bridge_home, 5797, pid=1, token="abc_DEF-123" * 4)
     assert hook.read_daemon(bridge_home) == ("127.0.0.1", 5797, "abc_DEF-123" * 4)
@@ -475,6 +569,57 @@ def test_read_daemon_refuses_damaged_files(
     assert logged in hook_log(bridge_home)
     # And the event is not lost: it goes to the spool.
     assert hook.deliver(wire.make_record("ring", "1"), bridge_home) == "spooled"
+
+
+DAMAGED_DAEMON_JSON = [
+    b'{"host":"127.0.0.1","port":5',  # the issue: truncated mid-write
+    b'{"host":"127.0.0.1","port":5797,"pid":1',
+    b'{"host":"127.0.0.1","port":5797,"pid":"',
+    b'{"a":"\\x',
+    b"[1,2",
+    b"",
+    b"\xff\xfe{\x00",
+    b'{"host":"127.0.0.1\\u0000","port":PORT}',
+    b'{"host":"h\\u00e9.invalid","port":PORT}',
+    b'{"host":"localhost.invalid","port":PORT}',
+    b'{"host":"1.2.3","port":PORT}',
+    b'{"host":"127.0.0.1","port":PORT,"pid":-1}',
+    b'{"host":"127.0.0.1","port":PORT}' + b" " * 70_000,
+]
+
+
+@pytest.mark.parametrize("content", DAMAGED_DAEMON_JSON)
+def test_any_daemon_json_leaves_the_event_spooled(bridge_home: Path, content: bytes) -> None:
+    # The real hook in its own process: there, unlike in this test, json is not loaded.
+    bridge_home.mkdir(parents=True, exist_ok=True)
+    (bridge_home / "daemon.json").write_bytes(content.replace(b"PORT", str(free_port()).encode()))
+    (bridge_home / "token").write_text("t" * 43)
+    result = run_hook(bridge_home, "ring", "1001", command=HOOK_DIRECT)
+    assert result.returncode == hook.EXIT_OK, hook_log(bridge_home)
+    assert [line["number"] for line in spool_lines(bridge_home)] == ["1001"]
+    assert "internal error" not in hook_log(bridge_home)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    daemon_json=st.binary(max_size=80)
+    | st.builds(
+        lambda host, extra: json.dumps({"host": host, "port": CLOSED_PORT, **extra}).encode(),
+        st.text(max_size=20) | st.sampled_from(["127.0.0.1", "::1", "0.0.0.0"]),
+        st.dictionaries(st.sampled_from(["pid", "token_file", "url"]), json_scalars),
+    ),
+    token=st.binary(max_size=60) | st.just(b"t" * 43),
+)
+def test_no_content_of_daemon_json_or_the_token_loses_the_event(
+    daemon_json: bytes, token: bytes
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        (home / "daemon.json").write_bytes(daemon_json)
+        (home / "token").write_bytes(token)
+        record = wire.make_record("ring", "1001")
+        assert hook.deliver(record, home) == "spooled"
+        assert spool_lines(home) == [record]
 
 
 def test_the_request_is_well_formed_http() -> None:

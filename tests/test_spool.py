@@ -19,7 +19,7 @@ from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.model import EventRecord
 from microsip_bridge.store.engine import make_engine
-from tests.daemon_support import stored_events
+from tests.daemon_support import run_hook, stored_events
 
 
 class Collector:
@@ -110,6 +110,75 @@ def test_damaged_lines_are_set_aside_with_the_reason(
     assert all(r["file"].endswith(".ingesting") for r in rejected)
     assert caplog.text.count("rejected line") == len(DAMAGED) + 1
     assert not (bridge_home / "spool.jsonl").exists()
+
+
+TORN = b'{"v":1,"id":"0123456789abcdef","event":"ri'  # a write cut short by a full disk
+
+
+def test_a_torn_line_does_not_swallow_the_next_event(bridge_home: Path) -> None:
+    (bridge_home / "spool.jsonl").write_bytes(TORN)  # half a line, no newline
+    assert run_hook(bridge_home, "end", "1001").returncode == 0  # the real hook, no daemon
+    engine = make_engine(None, bridge_home)
+    ingestor = Ingestor(engine, CallTracker(), home=bridge_home)
+    ingestor.start()
+    ingestor.stop()
+    engine.dispose()
+    assert [(e.event, e.number) for e in stored_events(bridge_home)] == [("end", "1001")]
+    [rejected] = (bridge_home / spool.REJECTED_NAME).read_text().splitlines()
+    assert json.loads(rejected)["text"] == TORN.decode()
+
+
+def test_a_short_write_leaves_no_torn_line(
+    bridge_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+
+    def disk_full(fd: int, data: bytes) -> int:
+        monkeypatch.setattr(os, "write", real_write)  # the disk fills up once
+        return real_write(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError, match="short write"):
+        wire.spool(wire.make_record("ring", "lost"), bridge_home)
+    wire.spool(wire.make_record("ring", "1002"), bridge_home)
+    seen = Collector()
+    report = spool.ingest_spool(bridge_home, seen)
+    assert seen.numbers == ["1002"]
+    assert report.rejected == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        TORN,
+        TORN + TORN,  # two torn writes in a row
+        b'{"v":1,"id":"x","event":"ring","ts":1.0,',
+        b"\x00\x00\x00",  # what some filesystems leave after a crash
+        b"garbage",
+    ],
+)
+def test_a_good_record_is_recovered_from_a_damaged_line(bridge_home: Path, damage: bytes) -> None:
+    # Half a line and the next record on one physical line: what a hook's append makes of a
+    # torn line when another hook tore it at the same moment (or an older hook wrote it).
+    good = wire.encode_record(wire.make_record("ring", "1003")).encode()
+    after = wire.encode_record(wire.make_record("ring", "1004")).encode()
+    (bridge_home / "spool.jsonl").write_bytes(damage + good + b"\n" + after + b"\n")
+    seen = Collector()
+    report = spool.ingest_spool(bridge_home, seen)
+    assert seen.numbers == ["1003", "1004"]
+    assert report.rejected >= 1
+    texts = [
+        json.loads(line)["text"]
+        for line in (bridge_home / spool.REJECTED_NAME).read_text().splitlines()
+    ]
+    assert "".join(texts) == damage.decode("utf-8", "backslashreplace")
+
+
+def test_every_record_starts_with_the_mark_the_reader_splits_at() -> None:
+    record = wire.make_record("ring", '{"v":1,"id":"fake"}')  # the mark inside a number
+    line = wire.encode_record(record)
+    assert line.startswith(wire.RECORD_MARK)
+    assert line.count(wire.RECORD_MARK) == 1  # quotes in values are escaped
 
 
 def test_a_failing_handler_leaves_the_file_claimed_for_the_next_round(bridge_home: Path) -> None:

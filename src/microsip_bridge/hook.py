@@ -6,13 +6,22 @@ the event is safe:
 
 1. If the daemon has left its address in ``<home>/daemon.json``, the event is POSTed to it over
    loopback with the token from ``<home>/token`` (HTTP/1.1 written by hand on a raw socket;
-   :data:`CONNECT_TIMEOUT` to connect, :data:`POST_DEADLINE` for the whole exchange). The daemon
-   answers 202 only once the event is committed, so a 2xx means done.
-2. Otherwise (no daemon, refused, slow, 401, 5xx...) the event is appended as one JSON line to
-   ``<home>/spool.jsonl`` with an fsync, for the daemon to ingest. A duplicate of a POST that did
-   arrive is harmless: the record's ``id`` makes ingestion idempotent.
-3. A watchdog thread ends the process :data:`RUN_DEADLINE` seconds after it started, whatever
-   is stuck (a hung disk, say).
+   :data:`CONNECT_TIMEOUT` to connect, :data:`POST_DEADLINE` for the whole exchange, less when
+   the run has used up its time: see below). The daemon answers 202 only once the event is
+   committed, so a 2xx means done.
+2. Otherwise (no daemon, damaged files, refused, slow, 401, 5xx, a bug...) the event is
+   appended as one JSON line to ``<home>/spool.jsonl`` with an fsync, for the daemon to ingest.
+   A duplicate of a POST that did arrive is harmless: the record's ``id`` makes ingestion
+   idempotent; a loss is not, so nothing that can wait (the log line) comes before the spool.
+3. A watchdog thread acts :data:`WATCHDOG_AT` seconds into the run: it spools the event itself
+   if the main thread has not made it safe (stuck in the POST, or starved of CPU), then ends
+   the process, whatever is stuck. A spool write already under way gets :data:`SPOOL_GRACE`
+   more before the hook gives up (a hung disk).
+
+**Time.** The run's clock starts when this module is imported; the interpreter's start-up comes
+before that and, with a hundred hooks on two cores, takes hundreds of ms by itself. So the POST
+gets only what is left before :data:`WATCHDOG_AT` minus :data:`SPOOL_RESERVE` (the spool's
+share), and none at all below 50 ms.
 
 **Import cost.** Python itself starts in about 13 ms, and the target for the whole hook is 1.5x
 that. ``json``, ``socket``, ``pathlib``, ``enum``, ``uuid`` and ``typing`` would each add 5-13 ms
@@ -34,6 +43,7 @@ Failures go to ``<home>/logs/hook.log``: under pythonw there is no console.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 import time
@@ -57,13 +67,27 @@ from microsip_bridge.wire import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import NoReturn
+
+# The run's clock (see the docstring): every deadline below counts from here.
+_STARTED = time.monotonic()
 
 # Loopback connects in microseconds; 0.2 s only passes when the machine is swamped.
 CONNECT_TIMEOUT = 0.2
 # Connect, send, and the daemon's durable commit, all together.
 POST_DEADLINE = 0.5
-# The whole run, even when the disk hangs: MicroSIP's SIP thread waits for us (facts §2.3).
+# The whole run, unless a spool write is under way: MicroSIP's SIP thread waits for us (facts
+# §2.3). The watchdog acts a little before, to leave time for its own spool write and exit.
 RUN_DEADLINE = 1.0
+WATCHDOG_AT = RUN_DEADLINE - 0.15
+# The POST ends this long before WATCHDOG_AT: an fsync'd append takes milliseconds, but a hook
+# among a hundred on two cores can wait that long for the CPU.
+SPOOL_RESERVE = 0.3
+# How long the watchdog lets a spool write under way finish (a slow or hung disk) before the
+# hook gives up: MicroSIP waits up to 10 s (facts §2.3), and a lost event is worse.
+SPOOL_GRACE = 1.0
+# Less time than this left for the POST: the event goes straight to the spool.
+_MIN_POST = 0.05
 # Exit codes: MicroSIP ignores them (facts §2.3), people and tests do not.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_LOG_BYTES = 1024 * 1024
@@ -127,27 +151,51 @@ def _token_ok(token: str) -> bool:
 
 def read_daemon(home: str | os.PathLike[str] | None = None) -> tuple[str, int, str] | None:
     """``(host, port, token)`` of the running daemon, from ``daemon.json`` and the token file;
-    ``None`` when there is no daemon (or its files are missing or damaged: the caller spools)."""
+    ``None`` when there is no daemon (or its files are missing or damaged: the caller spools),
+    with a log line when they are damaged."""
     folder = home_dir() if home is None else os.fspath(home)
+    address, note = _find_daemon(folder)
+    if note is not None:
+        log(note, folder)
+    return address
+
+
+def _find_daemon(folder: str) -> tuple[tuple[str, int, str] | None, str | None]:
+    # The address, or None and what is worth a log line (the caller logs it after spooling).
     text = _read_small(os.path.join(folder, DAEMON_FILE))
     if text is None:
-        return None
+        return None, None
     try:
         info = parse_json(text)
     except (ValueError, RecursionError):
-        log(f"ignored a damaged {DAEMON_FILE}", folder)
-        return None
+        return None, f"ignored a damaged {DAEMON_FILE}"
     if not isinstance(info, dict):
-        return None
+        return None, f"ignored a damaged {DAEMON_FILE}"
     host, port = info.get("host"), info.get("port")
     if not isinstance(host, str) or type(port) is not int or not 0 < port < 65536:
-        log(f"ignored {DAEMON_FILE}: no host and port in it", folder)
-        return None
+        return None, f"ignored {DAEMON_FILE}: no host and port in it"
+    if not _ip_address(host):
+        return None, f"ignored {DAEMON_FILE}: its host {ascii(host)[:80]} is not an IP address"
     token = (_read_small(os.path.join(folder, TOKEN_NAME)) or "").strip()
     if not _token_ok(token):
-        log(f"no usable token in {os.path.join(folder, TOKEN_NAME)}", folder)
-        return None
-    return host, port, token
+        return None, f"no usable token in {os.path.join(folder, TOKEN_NAME)}"
+    return (host, port, token), None
+
+
+def _ip_address(host: str) -> bool:
+    # The daemon writes the address it bound. A name would be looked up, and a lookup has no
+    # timeout of ours (nor would a NUL or non-ASCII host reach the socket as an OSError).
+    try:
+        import _socket as sock
+    except ImportError:  # pragma: no cover - CPython always has _socket
+        import socket as sock  # type: ignore[no-redef]
+    for family in (sock.AF_INET, sock.AF_INET6):
+        try:
+            sock.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 def build_request(host: str, port: int, token: str, body: bytes) -> bytes:
@@ -187,7 +235,7 @@ def post(
         return None
     reply = b""
     try:
-        conn.settimeout(min(connect_timeout, deadline))
+        conn.settimeout(max(min(connect_timeout, deadline), 0.001))
         conn.connect((host, port))
         request = build_request(host, port, token, body)
         conn.settimeout(max(give_up - time.monotonic(), 0.001))
@@ -222,23 +270,69 @@ def deliver(
     deadline: float = POST_DEADLINE,
 ) -> str:
     """Hand the record to the daemon, or spool it: returns ``"posted"`` or ``"spooled"``.
-    Raises OSError only when the spool cannot be written either."""
+
+    ``deadline`` bounds the POST, in seconds (below 50 ms the daemon is not tried). Whatever goes
+    wrong on the way to the daemon only sends the event to the spool, and the spool is written
+    before anything is logged. Raises OSError only when the spool cannot be written either."""
     folder = home_dir() if home is None else os.fspath(home)
     line = encode_record(record)
-    address = read_daemon(folder)
-    if address is not None:
-        status = post(
-            address, line.encode("ascii"), connect_timeout=connect_timeout, deadline=deadline
-        )
-        if status is not None and 200 <= status < 300:
-            return "posted"
-        if status is not None:
-            # A refused connection is the normal "daemon stopped"; an HTTP error is worth a line.
-            log(f"daemon answered {status} to {record.get('event')}; spooled it", folder)
-        elif _daemon_alive(folder):
-            log(f"daemon did not answer {record.get('event')} in time; spooled it", folder)
-    spool(record, folder)
+    _in_flight.hold(record, folder)
+    event = record.get("event")
+    try:
+        posted, note = _try_daemon(line, event, folder, connect_timeout, deadline)
+    except Exception as exc:  # a bug on the way to the daemon costs a log line, not the event
+        posted, note = False, f"internal error reaching the daemon with {event}: {exc!r}"
+    if posted:
+        _in_flight.safe = True
+        return "posted"
+    with _in_flight.lock:
+        spool(record, folder)
+        _in_flight.safe = True
+    if note == _UNANSWERED:
+        # A daemon killed hard leaves daemon.json behind; then a refused connect is no news.
+        note = f"daemon did not answer {event} in time" if _daemon_alive(folder) else None
+    if note is not None:
+        log(f"{note}; spooled it", folder)
     return "spooled"
+
+
+# The daemon did not answer: worth a log line only if it is still alive.
+_UNANSWERED = "unanswered"
+
+
+def _try_daemon(
+    line: str, event: object, folder: str, connect_timeout: float, deadline: float
+) -> tuple[bool, str | None]:
+    # (True, None) when the daemon took the event; else (False, what is worth a log line).
+    address, note = _find_daemon(folder)
+    if address is None:
+        return False, note
+    if deadline < _MIN_POST:
+        return False, f"no time left to try the daemon with {event} ({deadline:.2f} s)"
+    status = post(address, line.encode("ascii"), connect_timeout=connect_timeout, deadline=deadline)
+    if status is not None and 200 <= status < 300:
+        return True, None
+    if status is not None:
+        # A refused connection is the normal "daemon stopped"; an HTTP error is worth a line.
+        return False, f"daemon answered {status} to {event}"
+    return False, _UNANSWERED
+
+
+class _InFlight:
+    """The event of this run, shared by the main thread and the watchdog: whoever spools it
+    holds ``lock``; ``safe`` once it is posted or spooled."""
+
+    def __init__(self) -> None:
+        self.lock = _thread.allocate_lock()
+        self.record: Mapping[str, object] | None = None
+        self.folder = ""
+        self.safe = False
+
+    def hold(self, record: Mapping[str, object], folder: str) -> None:
+        self.record, self.folder, self.safe = record, folder, False
+
+
+_in_flight = _InFlight()
 
 
 if sys.platform == "win32":
@@ -250,7 +344,6 @@ if sys.platform == "win32":
 else:
 
     def _daemon_alive(folder: str) -> bool:
-        # A daemon killed hard leaves daemon.json behind; then a refused connect is no news.
         text = _read_small(os.path.join(folder, DAEMON_FILE))
         try:
             info = parse_json(text) if text else None
@@ -281,8 +374,14 @@ def _say(message: str) -> None:
             pass
 
 
-def run(argv: list[str], home: str | os.PathLike[str] | None = None) -> int:
-    """Handle one invocation (``argv`` without the program); returns the exit code."""
+def run(
+    argv: list[str], home: str | os.PathLike[str] | None = None, *, started: float | None = None
+) -> int:
+    """Handle one invocation (``argv`` without the program); returns the exit code.
+
+    ``started`` is when the run's clock started (``time.monotonic()``; default: now): the POST
+    gets what is left of :data:`WATCHDOG_AT` after :data:`SPOOL_RESERVE`, at most
+    :data:`POST_DEADLINE`."""
     if not argv:
         log("refused: no event given", home)
         _say(USAGE)
@@ -303,37 +402,57 @@ def run(argv: list[str], home: str | os.PathLike[str] | None = None) -> int:
         log(f"refused: {event} number holds a NUL character", home)
         return EXIT_USAGE
     record = make_record(event, number)
+    now = time.monotonic()
+    left = (now if started is None else started) + WATCHDOG_AT - SPOOL_RESERVE - now
     try:
-        deliver(record, home)
+        deliver(record, home, deadline=min(POST_DEADLINE, left))
     except (OSError, ValueError) as exc:
         log(f"could not spool {event} {record['id']}: {exc}", home)
         return EXIT_FAILED
     return EXIT_OK
 
 
-def _watchdog(started: float) -> None:
-    # Runs in its own thread: ends the process at RUN_DEADLINE whatever the main thread is
-    # stuck in. A second timer ends it even if writing the log line hangs too.
-    import _thread
+def _watchdog() -> None:
+    # Runs in its own thread: at WATCHDOG_AT it makes the event safe if the main thread has
+    # not (stuck in the POST, starved, or not yet past making the record), then ends the
+    # process whatever the main thread is stuck in. The spool lock held means the main thread
+    # is writing the spool: that write gets SPOOL_GRACE to finish.
+    time.sleep(max(_STARTED + WATCHDOG_AT - time.monotonic(), 0.0))
+    give_up = time.monotonic() + SPOOL_GRACE
+    while _in_flight.record is None and time.monotonic() < give_up:
+        time.sleep(0.01)
+    record = _in_flight.record
+    if record is not None and _in_flight.lock.acquire(timeout=max(give_up - time.monotonic(), 0)):
+        if _in_flight.safe:
+            os._exit(EXIT_OK)  # done; the main thread is stuck after it (in the log, say)
+        event, uid = record.get("event"), record.get("id")
+        try:
+            spool(record, _in_flight.folder)
+        except (OSError, ValueError) as exc:
+            _last_words(f"could not spool {event} {uid}: {exc}", EXIT_FAILED)
+        took = time.monotonic() - _STARTED
+        _last_words(f"spooled {event} {uid} at the deadline ({took:.2f} s): too slow", EXIT_OK)
+    took = time.monotonic() - _STARTED
+    _last_words(f"gave up after {took:.2f} s: argv {ascii(sys.argv[1:])[:200]}", EXIT_FAILED)
 
-    time.sleep(max(started + RUN_DEADLINE - 0.15 - time.monotonic(), 0.0))
-    _thread.start_new_thread(_exit_after, (0.1,))
-    log(f"gave up after {RUN_DEADLINE - 0.15:.2f} s: argv {ascii(sys.argv[1:])[:200]}")
-    os._exit(EXIT_FAILED)
+
+def _last_words(message: str, code: int) -> NoReturn:
+    # Log and end the process; a second timer ends it even if writing the log line hangs.
+    _thread.start_new_thread(_exit_after, (0.1, code))
+    log(message)
+    os._exit(code)
 
 
-def _exit_after(delay: float) -> None:
+def _exit_after(delay: float, code: int) -> NoReturn:
     time.sleep(delay)
-    os._exit(EXIT_FAILED)
+    os._exit(code)
 
 
 def main() -> None:
     """Entry point of ``microsip-bridge-hook`` (a GUI script: no console on Windows)."""
-    import _thread
-
-    _thread.start_new_thread(_watchdog, (time.monotonic(),))
+    _thread.start_new_thread(_watchdog, ())
     try:
-        code = run(sys.argv[1:])
+        code = run(sys.argv[1:], started=_STARTED)
     except Exception as exc:  # the hook must never crash in MicroSIP's face
         log(f"internal error: {exc!r}")
         code = EXIT_FAILED

@@ -46,6 +46,10 @@ EVENT_NAMES: tuple[str, ...] = (
 # phone number but an attack or a bug, and is refused rather than stored.
 MAX_NUMBER_CHARS = 1024
 SPOOL_VERSION = 1
+# How every record begins (make_record puts "v" first); quotes inside values are escaped, so it
+# can only start a record: the spool reader splits a damaged line at it to recover the records
+# that a torn write ran together.
+RECORD_MARK = '{"v":'
 # `pythonw -I -c<this> EVENT` runs the hook with nothing else imported (see the docstring).
 INLINE_CODE = "__import__('microsip_bridge.hook').hook.main()"
 
@@ -138,14 +142,33 @@ def _same_file(fd: int, path: str) -> bool:
 
 
 def _write_line(fd: int, data: bytes) -> None:
-    # One write on an O_APPEND descriptor keeps concurrent hooks' lines whole; a short write
-    # (disk full) would leave half a line, which the daemon rejects rather than misreads.
-    if os.write(fd, data) != len(data):
-        raise OSError(f"short write of {len(data)} bytes")
+    # One write on an O_APPEND descriptor keeps concurrent hooks' lines whole.
+    written = os.write(fd, data)
+    if written != len(data):
+        # A full disk took half the line. Cutting it off again (ftruncate) could cut a line
+        # another writer appended meanwhile, so end it instead: the reader rejects a fragment
+        # on a line of its own. When even that byte does not fit, the next writer ends it.
+        if written:
+            try:  # noqa: SIM105 - contextlib would cost the hook 3 ms of imports
+                os.write(fd, b"\n")
+            except OSError:
+                pass
+        raise OSError(f"short write: {written} of {len(data)} bytes")
     os.fsync(fd)
 
 
+def _ends_a_line(fd: int) -> bool:
+    # Whether the file is empty or its last byte ends a line (a torn write leaves neither).
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return True
+    os.lseek(fd, size - 1, os.SEEK_SET)  # O_APPEND writes go to the end wherever this points
+    return os.read(fd, 1) == b"\n"
+
+
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+# The spool's last byte is read too (append_spool_line).
+_APPEND_READ = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
 
 
 def append_line(path: str | os.PathLike[str], line: str) -> None:
@@ -169,16 +192,19 @@ def append_spool_line(path: str | os.PathLike[str], line: str, *, timeout: float
     the hook retries with the new name. So every line lands either in a file the daemon has not
     read yet or before its exclusive lock. On Windows a file another process holds open cannot
     be renamed at all, so the daemon's rename itself waits for writers and no lock is needed.
+
+    When the file does not end a line (a write torn by a full disk), the line starts with a
+    newline of its own, so the fragment cannot swallow it.
     """
     target = os.fspath(path)
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
     data = (line + "\n").encode("utf-8", "surrogateescape")
     give_up = time.monotonic() + timeout
     while True:
-        fd = os.open(target, _APPEND, 0o600)
+        fd = os.open(target, _APPEND_READ, 0o600)
         try:
             if _lock_shared(fd) and _same_file(fd, target):
-                _write_line(fd, data)
+                _write_line(fd, data if _ends_a_line(fd) else b"\n" + data)
                 return
         finally:
             os.close(fd)  # also drops the lock
@@ -238,6 +264,11 @@ def parse_json(text: str) -> object:
     try:
         value, end = scan(text, start)
     except StopIteration:
+        raise ValueError("not JSON") from None
+    except SystemError:
+        # Most syntax errors are raised as json.decoder.JSONDecodeError, which Python 3.11's
+        # scanner finds only when json is loaded (3.12 imports it); without json it fails
+        # like this. Nothing else in the scanner raises SystemError.
         raise ValueError("not JSON") from None
     if text[end:].strip(" \t\r\n"):
         raise ValueError("extra data after the JSON value")

@@ -8,7 +8,7 @@ to the daemon (microsip_bridge/hook.py). The daemon empties the spool like this:
    come later create a new ``spool.jsonl``.
 2. **Wait for writers.** A hook that opened ``spool.jsonl`` just before the rename may still be
    writing into the renamed file. Hooks write under a shared ``flock`` and check, once they hold
-   it, that the path still names the file they opened (hook.append_spool_line); the daemon takes
+   it, that the path still names the file they opened (wire.append_spool_line); the daemon takes
    an exclusive ``flock`` on the claimed file before reading it. A writer that got its lock
    first finishes before the daemon reads; a writer that comes after finds the file renamed and
    writes to the new ``spool.jsonl``. Nothing is lost and no wait is guessed. (On Windows a file
@@ -17,7 +17,9 @@ to the daemon (microsip_bridge/hook.py). The daemon empties the spool like this:
 3. **Ingest** every line, in batches handed to a callback that makes them durable (the daemon
    records them in the event log, whose unique event ids make a second ingestion of the same
    line a no-op). Damaged lines are appended to ``spool-rejected.jsonl`` with the reason, and
-   logged: never lost silently, never a crash.
+   logged: never lost silently, never a crash. A write torn by a full disk never costs the
+   records after it: hooks end the fragment before appending (wire.append_spool_line), and
+   records run together with a fragment anyway are split off it here.
 4. **Delete** the claimed file, only after all of it is durable.
 
 A daemon that dies at any point leaves either ``spool.jsonl`` or a ``.ingesting`` file, which the
@@ -40,7 +42,7 @@ from pathlib import Path
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.fileio import fsync_dir
 from microsip_bridge.model import EventRecord
-from microsip_bridge.wire import SPOOL_NAME, append_line
+from microsip_bridge.wire import RECORD_MARK, SPOOL_NAME, append_line
 
 CLAIMED_SUFFIX = ".ingesting"
 REJECTED_NAME = "spool-rejected.jsonl"
@@ -49,6 +51,8 @@ MAX_LINE_BYTES = 64 * 1024
 # How long a claim may wait for hooks still writing (they hold the file well under a second).
 CLAIM_TIMEOUT = 2.0
 DEFAULT_BATCH = 500
+
+_MARK = RECORD_MARK.encode("ascii")
 
 logger = logging.getLogger("microsip_bridge.spool")
 
@@ -195,7 +199,30 @@ def read_lines(lines: Iterable[bytes]) -> Iterator[EventRecord | Rejected]:
         body = raw.rstrip(b"\r\n")
         if not body.strip():
             continue
-        yield parse_line(number, body)
+        item = parse_line(number, body)
+        if isinstance(item, Rejected):
+            yield from _split_torn(number, body, item)
+        else:
+            yield item
+
+
+def _split_torn(number: int, body: bytes, rejected: Rejected) -> Iterator[EventRecord | Rejected]:
+    """A damaged line may be a torn write with whole records run on after it (a hook appended
+    before the fragment was ended): split it where each record starts, keep the records, reject
+    the rest. A line that holds no whole record stays one rejection, with its first reason."""
+    starts = []
+    at = body.find(_MARK, 1)
+    while at != -1:
+        starts.append(at)
+        at = body.find(_MARK, at + 1)
+    pieces = [
+        parse_line(number, body[begin:end])
+        for begin, end in zip([0, *starts], [*starts, len(body)], strict=True)
+    ]
+    if all(isinstance(piece, Rejected) for piece in pieces):
+        yield rejected
+    else:
+        yield from pieces
 
 
 def parse_line(number: int, body: bytes) -> EventRecord | Rejected:
