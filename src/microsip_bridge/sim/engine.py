@@ -42,7 +42,9 @@ from microsip_bridge.microsip.cmdline import profile_string_as_read
 from microsip_bridge.microsip.commands import S20, S22, Command, Verb, Version, parse
 from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_xml import read_contacts
-from microsip_bridge.microsip.history import CallType, append_entry, update_entry, wtoi
+from microsip_bridge.microsip.crt import wtoi
+from microsip_bridge.microsip.history import CallType
+from microsip_bridge.microsip.history_ring import append_entry, update_entry
 from microsip_bridge.microsip.hook_keys import HOOK_KEYS
 from microsip_bridge.microsip.inifile import IniDocument
 from microsip_bridge.model import CallState, Direction, Event, Outcome
