@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from microsip_bridge.errors import FileFormatError, UnsafeInputError
 from microsip_bridge.microsip.contact import ATTRIBUTES, NUMBER_FIELDS, Contact, prepared_name
-from microsip_bridge.microsip.contacts_xml import find_unstorable, sanitize_text
+from microsip_bridge.microsip.markup import find_unstorable, sanitize_text
 
 # A contacts export of a few hundred thousand people is a few tens of MB; anything far larger is
 # not a contacts file, and reading it whole into memory would only hurt.

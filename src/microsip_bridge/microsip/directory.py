@@ -42,15 +42,13 @@ from microsip_bridge.errors import BridgeError, FileFormatError, UnsafeInputErro
 from microsip_bridge.microsip.contact import TEXT_FIELDS, Contact
 from microsip_bridge.microsip.contacts_xml import (
     MAX_CONTACTS_BYTES,
-    MAX_DEPTH,
-    XmlElement,
     check_storable,
-    collector_paused,
     parse_markup,
     prepare_contact,
     serialize_contact_elements,
 )
 from microsip_bridge.microsip.crt import INT_MAX, INT_MIN, wtoi
+from microsip_bridge.microsip.markup import MAX_DEPTH, XmlElement, collector_paused
 
 __all__ = [
     "PRESENCE_STATUSES",

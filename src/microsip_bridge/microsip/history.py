@@ -458,7 +458,10 @@ def parse_history(
             )
             if not include_unreachable:
                 continue
-        read = truncate_utf16(value, MAX_VALUE_CHARS)
+        # The short case inline: this runs for every slot, on the hook's path.
+        read = (
+            value if len(value) * 2 <= MAX_VALUE_CHARS else truncate_utf16(value, MAX_VALUE_CHARS)
+        )
         entry, message = _decode_entry(slot, read)
         if entry is None:
             if read is not value:

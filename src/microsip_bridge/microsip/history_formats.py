@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.microsip.history import CallEntry
+from microsip_bridge.microsip.markup import encode_attribute, sanitize_text
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# Characters XML 1.0 cannot carry at all, plus lone surrogates.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def _text(value: str) -> str:
@@ -120,18 +119,10 @@ def to_microsip_csv(entries: Iterable[CallEntry], *, newest_first: bool = True) 
 
 
 def _xml_attr(value: str) -> str:
-    # CMarkup's x_TextToDoc escapes these five in attributes; a tab is kept as a reference so
-    # that an XML reader does not turn it into a space, and characters XML 1.0 cannot carry
-    # (MicroSIP would write them raw, making the file unreadable) become U+FFFD.
-    value = _NOT_XML.sub("\ufffd", value) if _NOT_XML.search(value) else value
-    return (
-        value.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("'", "&apos;")
-        .replace('"', "&quot;")
-        .replace("\t", "&#9;")
-    )
+    # CMarkup's x_TextToDoc escaping; a tab is kept as a reference so that an XML reader does not
+    # turn it into a space, and characters XML 1.0 cannot carry (MicroSIP would write them raw,
+    # making the file unreadable) become U+FFFD.
+    return encode_attribute(sanitize_text(value, "\ufffd")).replace("\t", "&#9;")
 
 
 def to_microsip_xml(entries: Iterable[CallEntry], *, newest_first: bool = True) -> str:
