@@ -20,13 +20,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from microsip_bridge.microsip.history import (
-    CallEntry,
-    CallType,
-    format_entry,
-    parse_history,
-    read_history,
-)
+from microsip_bridge.microsip.history import CallEntry, CallType, parse_history, read_history
+from microsip_bridge.microsip.history_ring import format_entry
 from microsip_bridge.microsip.inifile import IniDocument, IniEncoding, encode
 
 TARGET_MS = 10.0

@@ -16,32 +16,34 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from microsip_bridge.cli.history import format_duration, to_table
 from microsip_bridge.errors import BridgeError, FileFormatError, NotFoundError, UnsafeInputError
+from microsip_bridge.microsip.crt import INT_MAX, INT_MIN
 from microsip_bridge.microsip.history import (
-    INT32_MAX,
-    INT32_MIN,
-    RECORD_FIELDS,
     CallEntry,
     CallHistory,
     CallType,
-    append_entry,
-    clear_history,
-    delete_entry,
-    entry_record,
-    export,
     filter_entries,
-    format_duration,
-    format_entry,
     parse_entry,
     parse_history,
     read_history,
+)
+from microsip_bridge.microsip.history_formats import (
+    EXPORTERS,
+    RECORD_FIELDS,
+    entry_record,
+    export,
     to_csv,
     to_json,
     to_microsip_csv,
     to_microsip_xml,
-    to_table,
+)
+from microsip_bridge.microsip.history_ring import (
+    append_entry,
+    clear_history,
+    delete_entry,
+    format_entry,
     update_entry,
-    wtoi,
 )
 from microsip_bridge.microsip.inifile import IniDocument, IniEncoding, encode
 from microsip_bridge.tables import display_width
@@ -495,23 +497,6 @@ def test_a_second_calls_section_is_reported() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("43", 43),
-        ("  -5x", -5),
-        ("+7", 7),
-        ("abc", 0),
-        ("", 0),
-        ("99999999999", INT32_MAX),
-        ("-99999999999", INT32_MIN),
-        ("0000000000000000000012", 12),
-    ],
-)
-def test_wtoi(text: str, value: int) -> None:
-    assert wtoi(text) == value
-
-
 # --- damaged entries --------------------------------------------------------------------------
 
 
@@ -617,8 +602,9 @@ def test_lone_surrogates_survive_reading_and_exporting() -> None:
     doc = IniDocument.from_bytes(utf16("[Calls]\r\n0=1\ud800;N\udfff;0;1700000000;1;x\r\n"))
     (entry,) = read_history(doc).entries
     assert entry.number == "1\ud800"
-    for fmt in ("table", "json", "csv", "microsip-csv", "microsip-xml"):
+    for fmt in EXPORTERS:
         assert "\ufffd" in export([entry], fmt).encode("utf-8").decode("utf-8")
+    assert "\ufffd" in to_table([entry])
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -936,6 +922,7 @@ def test_durations_read_like_microsips_list(seconds: int, text: str) -> None:
 
 
 def test_export_dispatches_by_format_name() -> None:
+    assert list(EXPORTERS) == ["json", "csv", "microsip-csv", "microsip-xml"]
     assert export(SAMPLE, "json") == to_json(SAMPLE)
     assert export(iter(SAMPLE), "microsip-xml") == to_microsip_xml(SAMPLE)
     with pytest.raises(BridgeError, match="unknown export format 'yaml'"):
@@ -1018,7 +1005,7 @@ def _live(value: str) -> bool:
 
 @given(
     pairs=st.lists(st.tuples(_KEYS, _VALUES), max_size=40),
-    last_key=st.one_of(st.none(), st.integers(INT32_MIN, INT32_MAX), st.integers(-3, 1002)),
+    last_key=st.one_of(st.none(), st.integers(INT_MIN, INT_MAX), st.integers(-3, 1002)),
     include_unreachable=st.booleans(),
 )
 def test_parse_history_never_crashes_and_accounts_for_every_call(
@@ -1045,8 +1032,9 @@ def test_parse_history_never_crashes_and_accounts_for_every_call(
     order = [(e.time, ring_position(history, e)) for e in history.entries]
     assert order == sorted(order)
     assert 0 <= history.next_key < 1000
-    for fmt in ("table", "json", "csv", "microsip-csv", "microsip-xml"):
+    for fmt in EXPORTERS:
         export(history.entries, fmt).encode("utf-8")
+    to_table(history.entries).encode("utf-8")
 
 
 _INI_TEXT = st.text(
@@ -1078,8 +1066,8 @@ _ENTRIES = st.builds(
     number=_TEXT,
     name=_TEXT,
     type=st.sampled_from(CallType),
-    time=st.integers(0, INT32_MAX),
-    duration=st.integers(0, INT32_MAX),
+    time=st.integers(0, INT_MAX),
+    duration=st.integers(0, INT_MAX),
     info=_TEXT,
 )
 
@@ -1113,8 +1101,8 @@ _CLEAN_ENTRIES = st.builds(
     number=st.from_regex(r"[0-9+*#]{1,12}(@[a-z0-9.]{1,8})?", fullmatch=True),
     name=st.text(_CLEAN, max_size=50),
     type=st.sampled_from(CallType),
-    time=st.integers(0, INT32_MAX),
-    duration=st.integers(0, INT32_MAX),
+    time=st.integers(0, INT_MAX),
+    duration=st.integers(0, INT_MAX),
     info=st.text(_CLEAN, max_size=50).map(lambda text: text.rstrip(" \t")),
 )
 

@@ -16,9 +16,8 @@ from microsip_bridge.microsip.cmdline import (
     quote_arg,
     quote_program,
     split_command_line,
-    truncate_utf16,
-    utf16_len,
 )
+from microsip_bridge.microsip.crt import utf16_len
 
 # Microsoft's table in "Parsing C++ command-line arguments" (the arguments after the program).
 MICROSOFT_EXAMPLES = [
@@ -225,11 +224,6 @@ def test_profile_read_keeps_at_most_255_utf16_units() -> None:
     read = profile_string_as_read(value)
     assert utf16_len(read) == 255
     assert read == "a" * 254 + "\ud83d"  # the lone high surrogate Windows would copy
-
-
-def test_truncate_utf16_short_text_is_unchanged() -> None:
-    assert truncate_utf16("abc", 5) == "abc"
-    assert truncate_utf16("\U0001f4de\U0001f4de", 2) == "\U0001f4de"
 
 
 # --- MSIP::RunCmd (facts §2.3) ------------------------------------------------------------------

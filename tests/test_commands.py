@@ -23,6 +23,7 @@ from microsip_bridge.microsip.commands import (
     parse,
     validate,
 )
+from microsip_bridge.microsip.crt import WHITESPACE
 
 ALL = (S19, S20, S22)
 
@@ -196,6 +197,18 @@ def test_simple_commands_and_their_versions() -> None:
     # On 3.20 /hangupincoming is an unknown switch, which MicroSIP dials (facts §1.7).
     assert parse("/hangupincoming", S20).verb is Verb.DIAL
     assert c.account(3).account == 3
+
+
+def test_every_simple_command_has_a_builder_that_parses_back() -> None:
+    for verb, (text, doc) in c.SIMPLE_COMMANDS.items():
+        cmd = c.build(verb)
+        assert (cmd.text, cmd.verb) == (text, verb)
+        name = "exit_" if verb is Verb.EXIT else verb.value.replace("-", "_")
+        builder = getattr(c, name)
+        assert (builder(), builder.__name__, builder.__doc__) == (cmd, name, doc)
+    for verb in (Verb.DIAL, Verb.MIC_TOGGLE, Verb.NOTHING):
+        with pytest.raises(CommandError, match="use its builder"):
+            c.build(verb)
 
 
 def test_mute_commands_model_the_322_change() -> None:
@@ -490,9 +503,7 @@ TEXTS = st.text(
     max_size=200,
 ).filter(
     lambda t: (
-        t.strip(" \t\n\v\f\r")
-        and "/account:" not in t.casefold()
-        and "/password:" not in t.casefold()
+        t.strip(WHITESPACE) and "/account:" not in t.casefold() and "/password:" not in t.casefold()
     )
 )
 
@@ -500,7 +511,7 @@ TEXTS = st.text(
 @given(NUMBERS, TEXTS)
 def test_message_round_trips_through_the_parser(number: str, text: str) -> None:
     cmd = c.message(number, text)
-    assert cmd.message == text.strip(" \t\n\v\f\r")
+    assert cmd.message == text.strip(WHITESPACE)
     for version in ALL:
         parsed = parse(cmd.text, version)
         assert (parsed.verb, parsed.target, parsed.message) == (Verb.MESSAGE, number, cmd.message)

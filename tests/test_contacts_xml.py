@@ -1,5 +1,5 @@
-"""Contacts.xml read and written as MicroSIP's CMarkup does: corpus, fixtures, escaping, hostile
-input, and write -> read identity."""
+"""Contacts.xml read and written as MicroSIP's CMarkup does: corpus, fixtures, hostile input,
+and write -> read identity."""
 
 from __future__ import annotations
 
@@ -24,21 +24,16 @@ from microsip_bridge.fileio import list_backups
 from microsip_bridge.microsip.contact import ATTRIBUTES, TEXT_FIELDS, Contact
 from microsip_bridge.microsip.contacts_xml import (
     ContactsFile,
-    ProblemCode,
     Replacement,
-    decode_references,
-    encode_attribute,
-    find_unstorable,
     parse_contacts,
-    parse_markup,
     prepare_contact,
     read_contacts,
     read_contacts_stream,
     sanitize_contacts,
-    sanitize_text,
     serialize_contacts,
     write_contacts,
 )
+from microsip_bridge.microsip.markup import ProblemCode
 
 CONTACTS = "contacts"  # corpus sub-folder
 DECL = b'<?xml version="1.0"?>\r\n'
@@ -725,13 +720,6 @@ def test_unstorable_in_extra_and_bad_extra_names() -> None:
             serialize_contacts([Contact(number="1", extra={name: "v"})])
 
 
-def test_sanitize_text_and_find_unstorable() -> None:
-    value = "a\x00b\tc\x1fd\r\ne\ufffe\ud800"
-    assert sanitize_text(value) == "a b\tc d\r\ne  "
-    assert find_unstorable(value) == [(1, "\x00"), (5, "\x1f"), (10, "\ufffe"), (11, "\ud800")]
-    assert sanitize_text("plain\ttext\n") == "plain\ttext\n"
-
-
 def test_sanitize_contacts_reports_and_keeps_clean_ones() -> None:
     clean = Contact(name="fine", number="1")
     dirty = Contact(name="x\x0b", number="2\x00", extra={"note": "\x01", "ok": "y"})
@@ -786,56 +774,6 @@ def test_contacts_file_save(tmp_path: Path, data_dir: Path) -> None:
     assert cf.path == other
     with pytest.raises(BridgeError):
         ContactsFile([]).save()
-
-
-# --- CMarkup's escaping, checked against a port of its C loops -----------------------------------
-
-
-def cmarkup_text_from_doc(raw: str) -> str:
-    """Markup.cpp x_TextFromDoc, line for line."""
-    codes_ = ["lt;", "amp;", "gt;", "apos;", "quot;", "#39;"]
-    symbols = "<&>'\"'"
-    out = []
-    n = 0
-    right = len(raw) - 1
-    while n <= right:
-        if raw[n] == "&":
-            for i, code in enumerate(codes_):
-                if n <= right - len(code) and raw[n + 1 : n + 1 + len(code)] == code:
-                    out.append(symbols[i])
-                    n += len(code) + 1
-                    break
-            else:
-                out.append("&")
-                n += 1
-        else:
-            out.append(raw[n])
-            n += 1
-    return "".join(out)
-
-
-def cmarkup_text_to_doc(text: str) -> str:
-    """Markup.cpp x_TextToDoc with bAttrib: one character at a time."""
-    table = {"<": "&lt;", "&": "&amp;", ">": "&gt;", "'": "&apos;", '"': "&quot;"}
-    return "".join(table.get(ch, ch) for ch in text)
-
-
-REFERENCE_PIECES = ["&", "lt;", "amp;", "gt;", "apos;", "quot;", "#39;", "#10;", ";", "a", "#", "é"]
-
-
-@given(st.lists(st.sampled_from(REFERENCE_PIECES), max_size=30))
-def test_decoding_equals_cmarkup(pieces: list[str]) -> None:
-    raw = "".join(pieces)
-    assert decode_references(raw) == cmarkup_text_from_doc(raw)
-    # The bulk path used for whole tags gives the same.
-    cf = parse_contacts(doc(f'<contact name="{raw}" number="1" info="x{raw}"/>'))
-    assert cf.contacts[0].name == cmarkup_text_from_doc(raw)
-    assert cf.contacts[0].info == "x" + cmarkup_text_from_doc(raw)
-
-
-@given(st.text())
-def test_encoding_equals_cmarkup(text: str) -> None:
-    assert encode_attribute(text) == cmarkup_text_to_doc(text)
 
 
 # --- write -> read identity ----------------------------------------------------------------------
@@ -898,19 +836,3 @@ def test_unstorable_values_are_always_refused(contacts: list[Contact], data: st.
     clean, replaced = sanitize_contacts(contacts)
     assert any(r.index == index and r.attribute == field for r in replaced)
     assert parse_contacts(serialize_contacts(clean)).contacts == clean
-
-
-def test_parse_markup_tree_and_data() -> None:
-    tree = parse_markup(
-        b"<r a='1'>\n <e><n> Bob &amp; Co </n><t><![CDATA[<raw>]]></t><x/><m>a<b/>c</m></e></r>"
-    )
-    root = tree.root
-    assert root.name == "r"
-    assert root.attrs == {"a": "1"}
-    (entry,) = root.children
-    n, t, x, m = entry.children
-    assert n.data == " Bob & Co "  # GetChildData: raw, not trimmed
-    assert t.data == "<raw>"
-    assert x.data == ""
-    assert m.data == ""  # has a child element
-    assert entry.line == 2

@@ -28,7 +28,8 @@ from microsip_bridge.calls.ingest import Ingestor, clean_number
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.config import DEFAULTS, Config
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.microsip.history import CallType, append_entry, update_entry
+from microsip_bridge.microsip.history import CallType
+from microsip_bridge.microsip.history_ring import append_entry, update_entry
 from microsip_bridge.microsip.inifile import IniDocument
 from microsip_bridge.model import CallState, Direction, EventRecord, Outcome
 from microsip_bridge.server import security

@@ -14,11 +14,8 @@ from hypothesis import strategies as st
 
 from microsip_bridge.errors import BridgeError, FileFormatError, NotFoundError, UnsafeInputError
 from microsip_bridge.microsip import hook_keys as hooks
-from microsip_bridge.microsip.cmdline import (
-    microsip_run_command,
-    profile_string_as_read,
-    utf16_len,
-)
+from microsip_bridge.microsip.cmdline import microsip_run_command, profile_string_as_read
+from microsip_bridge.microsip.crt import WHITESPACE, utf16_len
 from microsip_bridge.microsip.hook_keys import (
     HOOK_KEYS,
     SECTION,
@@ -144,7 +141,7 @@ WIN_CHARS = st.characters(
     blacklist_categories=("Cc", "Cs", "Cn", "Zl", "Zp"),
     blacklist_characters='"<>|?*\\/:\x00',
 )
-SEGMENT = st.text(WIN_CHARS, min_size=1, max_size=40).filter(lambda s: s == s.strip(" \t\n\v\f\r"))
+SEGMENT = st.text(WIN_CHARS, min_size=1, max_size=40).filter(lambda s: s == s.strip(WHITESPACE))
 
 
 @st.composite

@@ -24,13 +24,8 @@ from microsip_bridge.calls.reconcile import (
     pair_history,
 )
 from microsip_bridge.calls.state import CallTracker
-from microsip_bridge.microsip.history import (
-    CallEntry,
-    CallType,
-    append_entry,
-    read_history,
-    update_entry,
-)
+from microsip_bridge.microsip.history import CallEntry, CallType, read_history
+from microsip_bridge.microsip.history_ring import append_entry, update_entry
 from microsip_bridge.microsip.inifile import IniDocument
 from microsip_bridge.model import (
     SOURCE_HISTORY,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from microsip_bridge.cli._common import emit, format_option, output_option, state
-from microsip_bridge.cli.history import Since
+from microsip_bridge.cli.history import Since, format_duration
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -83,8 +83,6 @@ def _utc(ts: float | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    from microsip_bridge.microsip.history import format_duration
-
     if seconds is None:
         return ""
     return format_duration(round(seconds)) or "0:00"

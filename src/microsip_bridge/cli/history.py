@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +17,9 @@ from microsip_bridge.cli._common import (
     location_options,
     output_option,
 )
+
+if TYPE_CHECKING:
+    from microsip_bridge.microsip.history import CallEntry
 
 FORMATS = ("table", "json", "csv", "microsip-csv", "xml")
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")
@@ -48,6 +53,41 @@ class Since(click.ParamType[dt.datetime]):
             return parse_since(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def format_duration(seconds: int) -> str:
+    """A duration as MicroSIP's list shows it (``MSIP::GetDuration``): ``M:SS`` or ``H:MM:SS``,
+    and nothing for 0 (an unanswered call)."""
+    if seconds <= 0:
+        return ""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def to_table(entries: Iterable[CallEntry], *, tz: dt.tzinfo = dt.UTC) -> str:
+    """A plain-text table, one call per line, columns aligned on terminal width.
+
+    Columns: Key, Time (``YYYY-MM-DD HH:MM:SS`` in ``tz``, UTC by default), Type, Duration
+    (as :func:`format_duration`), Number, Name, Info. Lines end in ``\\n``, none after the last.
+    """
+    from microsip_bridge.tables import format_table
+
+    time_title = "Time (UTC)" if tz is dt.UTC else "Time"
+    header = ("Key", time_title, "Type", "Duration", "Number", "Name", "Info")
+    rows = [
+        (
+            str(entry.key),
+            entry.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+            entry.type.label,
+            format_duration(entry.duration),
+            entry.number,
+            entry.name,
+            entry.info,
+        )
+        for entry in entries
+    ]
+    return format_table(header, rows, right={0, 3})
 
 
 @click.command()
@@ -91,8 +131,9 @@ def history(
         microsip-bridge history --number 555 --format json
         microsip-bridge history --format csv -o calls.csv
     """
-    from microsip_bridge.microsip.history import CallType, export, filter_entries
+    from microsip_bridge.microsip.history import CallType, filter_entries
     from microsip_bridge.microsip.history import read_history as read
+    from microsip_bridge.microsip.history_formats import export
     from microsip_bridge.microsip.inifile import IniDocument
 
     location = locate_files(microsip_path, ini_path, contacts_path)
@@ -105,4 +146,7 @@ def history(
     entries = filter_entries(calls.entries, since=since, types=wanted, number=number)
     if limit is not None:
         entries = entries[-limit:]
-    emit(export(entries, "microsip-xml" if fmt == "xml" else fmt), output)
+    if fmt == "table":
+        emit(to_table(entries), output)
+    else:
+        emit(export(entries, "microsip-xml" if fmt == "xml" else fmt), output)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from microsip_bridge.errors import UnsafeInputError
 from microsip_bridge.microsip.contact import ATTRIBUTES, NUMBER_FIELDS, Contact, prepared_name
-from microsip_bridge.microsip.contacts_xml import find_unstorable, prepare_contact, sanitize_text
+from microsip_bridge.microsip.contacts_xml import prepare_contact
+from microsip_bridge.microsip.markup import find_unstorable, sanitize_text
 from microsip_bridge.microsip.textcodec import decode_lenient
 
 # A contacts export of a few hundred thousand people is a few tens of MB; anything far larger is

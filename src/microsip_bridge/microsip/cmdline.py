@@ -6,15 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from microsip_bridge.errors import CommandError
+from microsip_bridge.microsip.crt import WHITESPACE, truncate_utf16
 from microsip_bridge.microsip.inifile import profile_value
 
 # The only separators CommandLineToArgvW knows. (The C runtime's parser agrees; newline, CR and
 # the other Unicode spaces are ordinary characters to both.)
 ARG_SEPARATORS = " \t"
-# What CString::Trim/TrimLeft/TrimRight remove: ``_istspace``, i.e. iswspace. MSVC's iswspace in
-# the "C" locale is true for these six ASCII characters; what it says for non-ASCII spaces is not
-# documented, and no value we write or expect starts or ends with one, so they are kept.
-CSTRING_SPACE = " \t\n\v\f\r"
 # GetPrivateProfileString fills a caller's buffer; MicroSIP passes 256 TCHARs for the cmd* keys,
 # so at most 255 UTF-16 code units are read and the rest is silently dropped (facts §2.1).
 PROFILE_BUFFER_CHARS = 256
@@ -183,22 +180,6 @@ def join_command_line(argv: Sequence[str]) -> str:
 # --- GetPrivateProfileString -------------------------------------------------------------------
 
 
-def utf16_len(text: str) -> int:
-    """Length in UTF-16 code units, the unit of every Windows buffer size."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
-
-
-def truncate_utf16(text: str, limit: int) -> str:
-    """The first ``limit`` UTF-16 code units of ``text``, as Windows would copy them.
-
-    A character outside the BMP cut in half leaves its high surrogate behind, as a lone surrogate.
-    """
-    if utf16_len(text) <= limit:
-        return text
-    data = text.encode("utf-16-le", "surrogatepass")[: 2 * limit]
-    return data.decode("utf-16-le", "surrogatepass")
-
-
 def profile_string_as_read(raw: str, buffer_chars: int = PROFILE_BUFFER_CHARS) -> str:
     """What MicroSIP gets from GetPrivateProfileString for the text after ``=`` (facts §2.1, §2.6).
 
@@ -233,14 +214,14 @@ def microsip_shell_execute(value: str, number: str) -> ShellExecuteCall | None:
     appended unquoted, then the whole is left-trimmed. Returns None when nothing would run: an
     empty value (MicroSIP only calls RunCmd for a non-empty key) or an empty program.
     """
-    cmd = value.strip(CSTRING_SPACE)
+    cmd = value.strip(WHITESPACE)
     if not cmd:
         return None
     argv = command_line_to_argv(cmd)
     if not argv[0]:
         return None  # ShellExecuteEx fails silently (SEE_MASK_FLAG_NO_UI)
-    params = "".join(arg + " " for arg in argv[1:]).rstrip(CSTRING_SPACE)
-    params = (params + " " + number).lstrip(CSTRING_SPACE)
+    params = "".join(arg + " " for arg in argv[1:]).rstrip(WHITESPACE)
+    params = (params + " " + number).lstrip(WHITESPACE)
     return ShellExecuteCall(argv[0], params)
 
 

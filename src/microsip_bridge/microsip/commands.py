@@ -24,10 +24,11 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from microsip_bridge.errors import CommandError, UnsafeInputError
-from microsip_bridge.microsip.cmdline import CSTRING_SPACE, utf16_len
+from microsip_bridge.microsip.crt import INT_MAX, WHITESPACE, utf16_len, wtoi
 
 # WM_COPYDATA has no size limit, but nothing legitimate comes near this: a dial string is a number
 # or a SIP URI, and an instant message sent as "<number> <text>" above ~1 KB no longer fits the
@@ -232,7 +233,7 @@ def _check_text(text: str) -> None:
 
 
 def _trim_unquote(text: str) -> str:
-    s = text.strip(CSTRING_SPACE)
+    s = text.strip(WHITESPACE)
     if s and s[0] == '"' and s[-1] == '"':
         s = s[1:-1]  # a lone '"' becomes empty, as CString.Mid(1, -1) does
     return s
@@ -291,7 +292,7 @@ def _normalize_target(target: str, *, what: str, post_dial_ok: bool) -> str:
     """Strip the scheme and ``//...`` as MicroSIP would, so the text means the same everywhere."""
     if not isinstance(target, str):
         raise CommandError(f"the {what} must be text, not {type(target).__name__}")
-    s = target.strip(CSTRING_SPACE)
+    s = target.strip(WHITESPACE)
     low = s.lower()
     if low.startswith(("sips:", "msip:")):
         problem = _target_problem(s, what=what, post_dial_ok=post_dial_ok)
@@ -321,7 +322,7 @@ def _normalize_dtmf(digits: str, *, what: str, commas: bool) -> str:
     if not isinstance(digits, str):
         raise CommandError(f"{what} must be text, not {type(digits).__name__}")
     # MicroSIP sends the characters as given; A-D are only DTMF in upper case, so map a-d.
-    out = digits.strip(CSTRING_SPACE).translate(str.maketrans("abcd", "ABCD"))
+    out = digits.strip(WHITESPACE).translate(str.maketrans("abcd", "ABCD"))
     allowed = DTMF_DIGITS + ("," if commas else "")
     for c in out:
         if c not in allowed:
@@ -356,23 +357,6 @@ class _Meaning:
             self.account,
             self.password,
         )
-
-
-def _wtoi(text: str) -> int:
-    """The C runtime's ``_wtoi``: leading blanks, a sign, digits; 0 if none; clamped to int32."""
-    s = text.lstrip(CSTRING_SPACE)
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    digits = ""
-    for c in s:
-        if "0" <= c <= "9":
-            digits += c
-        else:
-            break
-    value = sign * int(digits) if digits else 0
-    return max(-(2**31), min(2**31 - 1, value))
 
 
 _MSIP_COMMON: dict[str, tuple[Verb, str]] = {
@@ -420,12 +404,12 @@ def _dial_number(params: str, rules: int) -> _Meaning:
     """CmainDlg::DialNumber: call, or send an instant message if there is text after a space."""
     space = params.find(" ")
     if space != -1:
-        number, message = params[:space], params[space + 1 :].strip(CSTRING_SPACE)
+        number, message = params[:space], params[space + 1 :].strip(WHITESPACE)
     else:
         number, message = params, ""
     if rules >= 22:
         number = number.replace("%20", " ").replace("%2B", "+")
-    number = number.strip(CSTRING_SPACE)
+    number = number.strip(WHITESPACE)
     if not number:
         return _Meaning(Verb.NOTHING, "show the main window (nothing to dial)")
     if message:
@@ -462,7 +446,7 @@ def _dial_from_command_line(s: str, rules: int) -> _Meaning:
                 pos2 = value.find(" ")
                 if pos2 != -1:
                     value = value[:pos2]
-                number = _wtoi(value)
+                number = wtoi(value)
                 if number > 0:
                     ppos = s.find(PASSWORD_SWITCH)
                     if ppos != -1:
@@ -707,7 +691,7 @@ def dial(target: str, *, dtmf: str | None = None, account: int | None = None) ->
 def _account_token(account: int) -> str:
     if isinstance(account, bool) or not isinstance(account, int):
         raise CommandError(f"an account number must be an integer, not {account!r}")
-    if not 1 <= account <= 2**31 - 1:
+    if not 1 <= account <= INT_MAX:
         raise CommandError(
             f"account {account} cannot be selected: MicroSIP acts only on /account:N with N >= 1 "
             "(the local account is accountId=0 in the ini)"
@@ -724,7 +708,7 @@ def message(number: str, text: str) -> Command:
     to = _normalize_target(number, what="message recipient", post_dial_ok=False)
     if not isinstance(text, str):
         raise CommandError(f"the message must be text, not {type(text).__name__}")
-    body = text.strip(CSTRING_SPACE)
+    body = text.strip(WHITESPACE)
     if not body:
         raise CommandError("the message is empty: MicroSIP would call the number instead")
     if ACCOUNT_SWITCH in body.casefold() or PASSWORD_SWITCH in body.casefold():
@@ -733,26 +717,6 @@ def message(number: str, text: str) -> Command:
             "anywhere in the command (facts §1.6 3)"
         )
     return _build(f"{to} {body}", Verb.MESSAGE, target=to, message=body)
-
-
-def answer() -> Command:
-    """Answer the first incoming call that is still ringing (facts §1.6 4)."""
-    return _build("/answer", Verb.ANSWER)
-
-
-def hangup_all() -> Command:
-    """Hang up every call except incoming calls still ringing (facts §1.6 4)."""
-    return _build("/hangupall", Verb.HANGUP_ALL)
-
-
-def hangup_incoming() -> Command:
-    """Hang up (reject) every incoming call still ringing (MicroSIP 3.22)."""
-    return _build("/hangupincoming", Verb.HANGUP_INCOMING)
-
-
-def hangup_calling() -> Command:
-    """Hang up outgoing calls that are not connected yet (MicroSIP 3.20+)."""
-    return _build("/hangupcalling", Verb.HANGUP_CALLING)
 
 
 def dtmf(digits: str, *, dialer_only: bool = False) -> Command:
@@ -778,40 +742,10 @@ def account(n: int) -> Command:
     return _build(_account_token(n), Verb.ACCOUNT, account=n)
 
 
-def hold() -> Command:
-    """Toggle hold on the call in the selected tab."""
-    return _build("msip:hold", Verb.HOLD)
-
-
-def minimize() -> Command:
-    """Hide MicroSIP's main window."""
-    return _build("msip:minimize", Verb.MINIMIZE)
-
-
-def mic_mute() -> Command:
-    """Mute the microphone (3.22; on 3.19/3.20 the same text toggles, see :func:`mic_toggle`)."""
-    return _build("msip:micmute", Verb.MIC_MUTE)
-
-
-def mic_unmute() -> Command:
-    """Unmute the microphone (3.22)."""
-    return _build("msip:micunmute", Verb.MIC_UNMUTE)
-
-
 def mic_toggle(version: Version) -> Command:
     """Toggle microphone mute: ``msip:micmuteclick`` on 3.22, ``msip:micmute`` before it."""
     text = "msip:micmuteclick" if version >= S22 else "msip:micmute"
     return _built_for(text, Verb.MIC_TOGGLE, version)
-
-
-def speaker_mute() -> Command:
-    """Mute the speaker (3.22; on 3.19/3.20 the same text toggles)."""
-    return _build("msip:speakmute", Verb.SPEAKER_MUTE)
-
-
-def speaker_unmute() -> Command:
-    """Unmute the speaker (3.22)."""
-    return _build("msip:speakunmute", Verb.SPEAKER_UNMUTE)
 
 
 def speaker_toggle(version: Version) -> Command:
@@ -827,38 +761,96 @@ def _built_for(text: str, verb: Verb, version: Version) -> Command:
     return cmd
 
 
-def mic_up() -> Command:
-    """Microphone volume up, like the dialer's + button."""
-    return _build("msip:micup", Verb.MIC_UP)
+# Every command that takes no argument: verb -> (the text its builder sends, the builder's
+# docstring). _build parses each text back, so this table cannot drift from the grammar above.
+SIMPLE_COMMANDS: dict[Verb, tuple[str, str]] = {
+    Verb.ANSWER: (
+        "/answer",
+        "Answer the first incoming call that is still ringing (facts §1.6 4).",
+    ),
+    Verb.HANGUP_ALL: (
+        "/hangupall",
+        "Hang up every call except incoming calls still ringing (facts §1.6 4).",
+    ),
+    Verb.HANGUP_INCOMING: (
+        "/hangupincoming",
+        "Hang up (reject) every incoming call still ringing (MicroSIP 3.22).",
+    ),
+    Verb.HANGUP_CALLING: (
+        "/hangupcalling",
+        "Hang up outgoing calls that are not connected yet (MicroSIP 3.20+).",
+    ),
+    Verb.HOLD: ("msip:hold", "Toggle hold on the call in the selected tab."),
+    Verb.MINIMIZE: ("msip:minimize", "Hide MicroSIP's main window."),
+    Verb.MIC_MUTE: (
+        "msip:micmute",
+        "Mute the microphone (3.22; on 3.19/3.20 the same text toggles, see :func:`mic_toggle`).",
+    ),
+    Verb.MIC_UNMUTE: ("msip:micunmute", "Unmute the microphone (3.22)."),
+    Verb.SPEAKER_MUTE: (
+        "msip:speakmute",
+        "Mute the speaker (3.22; on 3.19/3.20 the same text toggles, see :func:`speaker_toggle`).",
+    ),
+    Verb.SPEAKER_UNMUTE: ("msip:speakunmute", "Unmute the speaker (3.22)."),
+    Verb.MIC_UP: ("msip:micup", "Microphone volume up, like the dialer's + button."),
+    Verb.MIC_DOWN: ("msip:micdown", "Microphone volume down."),
+    Verb.SPEAKER_UP: ("msip:speakup", "Speaker volume up."),
+    Verb.SPEAKER_DOWN: ("msip:speakdown", "Speaker volume down."),
+    Verb.EXIT: (
+        "/exit",
+        """Close MicroSIP cleanly: run ``microsip.exe /exit`` (command line only, facts §1.2, §1.9).
+
+        MicroSIP saves its settings and exits, as with its jump list's "Exit" task; it is how the
+        bridge stops MicroSIP before editing the ini. Over WM_COPYDATA the same text would be
+        dialled.
+        """,
+    ),
+    Verb.START_MINIMIZED: (
+        "/minimized",
+        "``microsip.exe /minimized``: start in the tray; nothing if already running (facts §1.2).",
+    ),
+}
 
 
-def mic_down() -> Command:
-    """Microphone volume down."""
-    return _build("msip:micdown", Verb.MIC_DOWN)
+def build(verb: Verb) -> Command:
+    """The command for a verb that takes no argument (:data:`SIMPLE_COMMANDS`).
 
-
-def speaker_up() -> Command:
-    """Speaker volume up."""
-    return _build("msip:speakup", Verb.SPEAKER_UP)
-
-
-def speaker_down() -> Command:
-    """Speaker volume down."""
-    return _build("msip:speakdown", Verb.SPEAKER_DOWN)
-
-
-def exit_() -> Command:
-    """Close MicroSIP cleanly: run ``microsip.exe /exit`` (command line only, facts §1.2, §1.9).
-
-    MicroSIP saves its settings and exits, as with its jump list's "Exit" task; it is how the
-    bridge stops MicroSIP before editing the ini. Over WM_COPYDATA the same text would be dialled.
+    The others have builders of their own: :func:`dial`, :func:`message`, :func:`dtmf`,
+    :func:`transfer`, :func:`account`, :func:`mic_toggle`, :func:`speaker_toggle`.
     """
-    return _build("/exit", Verb.EXIT)
+    spec = SIMPLE_COMMANDS.get(verb)
+    if spec is None:
+        raise CommandError(f"{verb.value!r} is not a command without arguments: use its builder")
+    return _build(spec[0], verb)
 
 
-def start_minimized() -> Command:
-    """``microsip.exe /minimized``: start in the tray; nothing when already running (facts §1.2)."""
-    return _build("/minimized", Verb.START_MINIMIZED)
+def _simple(verb: Verb, name: str = "") -> Callable[[], Command]:
+    """The public builder of one :data:`SIMPLE_COMMANDS` entry, documented from the table."""
+
+    def builder() -> Command:
+        return build(verb)
+
+    builder.__name__ = builder.__qualname__ = name or verb.value.replace("-", "_")
+    builder.__doc__ = SIMPLE_COMMANDS[verb][1]
+    return builder
+
+
+answer = _simple(Verb.ANSWER)
+hangup_all = _simple(Verb.HANGUP_ALL)
+hangup_incoming = _simple(Verb.HANGUP_INCOMING)
+hangup_calling = _simple(Verb.HANGUP_CALLING)
+hold = _simple(Verb.HOLD)
+minimize = _simple(Verb.MINIMIZE)
+mic_mute = _simple(Verb.MIC_MUTE)
+mic_unmute = _simple(Verb.MIC_UNMUTE)
+speaker_mute = _simple(Verb.SPEAKER_MUTE)
+speaker_unmute = _simple(Verb.SPEAKER_UNMUTE)
+mic_up = _simple(Verb.MIC_UP)
+mic_down = _simple(Verb.MIC_DOWN)
+speaker_up = _simple(Verb.SPEAKER_UP)
+speaker_down = _simple(Verb.SPEAKER_DOWN)
+exit_ = _simple(Verb.EXIT, "exit_")
+start_minimized = _simple(Verb.START_MINIMIZED)
 
 
 # --- the WM_COPYDATA payload --------------------------------------------------------------------

@@ -32,7 +32,6 @@ from __future__ import annotations
 import bisect
 import enum
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
@@ -44,14 +43,13 @@ from microsip_bridge.microsip import textcodec
 from microsip_bridge.microsip.contact import TEXT_FIELDS, Contact
 from microsip_bridge.microsip.contacts_xml import (
     MAX_CONTACTS_BYTES,
-    MAX_DEPTH,
-    XmlElement,
     check_storable,
-    collector_paused,
     parse_markup,
     prepare_contact,
     serialize_contact_elements,
 )
+from microsip_bridge.microsip.crt import INT_MAX, INT_MIN, wtoi
+from microsip_bridge.microsip.markup import MAX_DEPTH, XmlElement, collector_paused
 
 __all__ = [
     "PRESENCE_STATUSES",
@@ -66,7 +64,6 @@ __all__ = [
 
 # The statuses MicroSIP 3.22 knows in a JSON "presence" entry; any other shows the unknown icon.
 PRESENCE_STATUSES = ("offline", "online", "away", "busy", "ring", "phone")
-_INT32 = (-(2**31), 2**31 - 1)
 # The flags a directory response can carry (``directory`` is implied).
 _XML_FLAGS = ("presence", "starred")
 
@@ -112,9 +109,9 @@ class DirectoryResponse:
 def _check_refresh(refresh: int | None) -> None:
     if refresh is None:
         return
-    if isinstance(refresh, bool) or not isinstance(refresh, int) or not 0 <= refresh <= _INT32[1]:
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or not 0 <= refresh <= INT_MAX:
         raise BridgeError(
-            f"refresh must be a whole number of seconds from 0 to {_INT32[1]}, not {refresh!r} "
+            f"refresh must be a whole number of seconds from 0 to {INT_MAX}, not {refresh!r} "
             "(MicroSIP reads only an integer; 0 means no periodic refresh)"
         )
 
@@ -221,28 +218,10 @@ def _json_int(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if _INT32[0] <= value <= _INT32[1] else None
-    if isinstance(value, float) and value.is_integer() and _INT32[0] <= value <= _INT32[1]:
+        return value if INT_MIN <= value <= INT_MAX else None
+    if isinstance(value, float) and value.is_integer() and INT_MIN <= value <= INT_MAX:
         return int(value)
     return None
-
-
-_WTOI = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
-
-
-def _wtoi(text: str) -> int:
-    """The C runtime's ``_wtoi``: leading blanks, a sign, digits; 0 when there are none, and
-    INT_MAX or INT_MIN on overflow."""
-    m = _WTOI.match(text)
-    if m is None:
-        return 0
-    number = m.group(1)
-    negative = number.startswith("-")
-    digits = number.lstrip("+-").lstrip("0") or "0"
-    if len(digits) > 10:  # beyond int32 (and a guard against int()'s digit limit)
-        return _INT32[0] if negative else _INT32[1]
-    value = -int(digits) if negative else int(digits)
-    return max(_INT32[0], min(_INT32[1], value))
 
 
 def _add(response: DirectoryResponse, contact: Contact, fields: set[str]) -> None:
@@ -348,9 +327,9 @@ class _Children:
 def _from_contacts_root(root: XmlElement, response: DirectoryResponse) -> None:
     attrs = root.attrs
     if "refresh" in attrs:
-        response.refresh = _wtoi(attrs["refresh"])
+        response.refresh = wtoi(attrs["refresh"])
     if "silent" in attrs:
-        response.silent = _wtoi(attrs["silent"])
+        response.silent = wtoi(attrs["silent"])
     for element in root.children:
         if element.name != "contact":
             continue

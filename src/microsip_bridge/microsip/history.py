@@ -1,8 +1,9 @@
-"""MicroSIP's call history, the ``[Calls]`` ring buffer in microsip.ini: read, order, write, export.
+"""MicroSIP's call history, the ``[Calls]`` ring in microsip.ini: the model, reading, filtering.
 
-This is the only module that knows the ``[Calls]`` format (facts §5). Every rule below was read in
-MicroSIP's ``Calls.cpp`` (S22 ``CallsLoad``, ``CallDecode``, ``CallEncode``, ``GetNextKey``,
-``OnMenuExport``; S14 for the older shape).
+This module and :mod:`history_ring` (which writes the ring) are the only ones that know the
+``[Calls]`` format (facts §5); :mod:`history_formats` exports what is read here. Every rule below
+was read in MicroSIP's ``Calls.cpp`` (S22 ``CallsLoad``, ``CallDecode``, ``GetNextKey``; S14 for
+the older shape).
 
 **Storage.** Keys ``0`` to ``999`` of ``[Calls]`` form a ring buffer; ``[Settings] callsLastKey``
 is the key written last (``-1`` or absent: none yet). The next call goes to ``callsLastKey + 1``,
@@ -25,8 +26,9 @@ wrapping to ``0`` after ``999``, overwriting the oldest call. A value is
   of 1000 or more sends the next call to key 0, as in MicroSIP. A value below -1 would make
   MicroSIP write keys it never reads; we treat it as absent instead (and say so).
 * MicroSIP reads each value into a 256-character buffer, so it sees only the first 255 UTF-16
-  code units of a longer value. We read the value the same way: the entry keeps the cut text (a
-  problem with ``skipped=False`` says so), or is skipped if the cut leaves it damaged.
+  code units of a longer value (a character outside the BMP cut in half leaves its high
+  surrogate). We read the value the same way: the entry keeps the cut text (a problem with
+  ``skipped=False`` says so), or is skipped if the cut leaves it damaged.
 * MicroSIP's own decoder never fails (``atoi`` turns rubbish into 0). Ours is strict: a value with
   fewer than 5 fields, a type/time/duration that is not a decimal number, a type outside 0-3, or a
   time or duration outside 0..2**31-1 is reported with its key and reason and skipped. Five fields
@@ -51,23 +53,10 @@ wrapping to ``0`` after ``999``, overwriting the oldest call. A value is
   versions that wrote such files found it (3.14 ``CallsLoad``), and the ring position counts from
   there. :attr:`CallHistory.next_key` is where MicroSIP 3.22 will write: after the first slot
   holding the greatest time (3.22 ``CallsLoad``). The two agree unless calls share the greatest
-  time, in which case 3.22 overwrites one of them, and so does :func:`append_entry`;
+  time, in which case 3.22 overwrites one of them, and so does
+  :func:`history_ring.append_entry`;
 * a call recorded after the clock was set back sorts by its own time, as in MicroSIP's list;
   :attr:`CallHistory.latest` still names the slot written last.
-
-**Writing** (:func:`append_entry`, :func:`update_entry`, :func:`delete_entry`) follows
-``Calls::Add``/``CallSave``/``SaveKey``: the entry goes to the next ring slot, then
-``callsLastKey`` is set to that slot. Unlike MicroSIP, the writer keeps the file parseable, so
-that what it writes reads back as written: a number with ``;``, a line break, NUL or a leading
-quote is refused (:class:`UnsafeInputError`; the number is what a call is found by, so it is never
-altered beyond dropping surrounding blanks); in name and info ``;`` becomes ``,`` (ASCII, so an
-ANSI ini can hold it) and line breaks or NUL become a space, trailing blanks of info are dropped
-(the profile API would trim them), and info then name are shortened so that the value fits
-MicroSIP's 255-character read buffer.
-
-**Exports** return text: our JSON and CSV (stable fields, see :func:`entry_record`), MicroSIP's
-own CSV and XML export shapes (``Calls::OnMenuExport``: time and duration are written with
-``%d``, i.e. Unix seconds and seconds), and a plain-text table.
 
 Types: ``3`` (answered elsewhere) exists in MicroSIP 3.22 only; 3.19 and 3.20 show it as
 outgoing (they clamp anything above 2 to 0).
@@ -75,27 +64,17 @@ outgoing (they clamp anything above 2 to 0).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import enum
-import io
-import json
-import math
 import operator
 import re
-import time as _time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from microsip_bridge.errors import (
-    BridgeError,
-    FileFormatError,
-    NotFoundError,
-    UnsafeInputError,
-)
+from microsip_bridge.errors import BridgeError, FileFormatError
+from microsip_bridge.microsip.crt import INT_MAX, INT_MIN, truncate_utf16, utf16_len, wtoi
 from microsip_bridge.microsip.inifile import IniDocument
-from microsip_bridge.tables import format_table
 
 CALLS_SECTION = "Calls"
 SETTINGS_SECTION = "Settings"
@@ -105,9 +84,6 @@ RING_SIZE = 1000
 READ_BUFFER = 256
 MAX_VALUE_CHARS = READ_BUFFER - 1
 DELETED = "null"
-# MicroSIP keeps time and duration in a C int.
-INT32_MAX = 2**31 - 1
-INT32_MIN = -(2**31)
 FIELDS = "number;name;type;time;duration;info"
 
 
@@ -174,17 +150,17 @@ class CallEntry:
     def __post_init__(self) -> None:
         given: object = self.type  # callers may pass the stored digit
         if not isinstance(given, CallType):
-            object.__setattr__(self, "type", _call_type(given))
+            object.__setattr__(self, "type", call_type(given))
         for name in ("key", "time", "duration"):
             value: object = getattr(self, name)
             if not isinstance(value, int):
                 raise BridgeError(f"call {name} must be a whole number, not {value!r}")
         if not 0 <= self.key < RING_SIZE:
             raise BridgeError(f"call key {self.key} is outside the ring 0-{RING_SIZE - 1}")
-        if not 0 <= self.time <= INT32_MAX:
-            raise BridgeError(f"call time {self.time} is outside 0..{INT32_MAX} (Unix seconds)")
-        if not 0 <= self.duration <= INT32_MAX:
-            raise BridgeError(f"call duration {self.duration} is outside 0..{INT32_MAX} seconds")
+        if not 0 <= self.time <= INT_MAX:
+            raise BridgeError(f"call time {self.time} is outside 0..{INT_MAX} (Unix seconds)")
+        if not 0 <= self.duration <= INT_MAX:
+            raise BridgeError(f"call duration {self.duration} is outside 0..{INT_MAX} seconds")
 
     @property
     def started_at(self) -> dt.datetime:
@@ -271,6 +247,15 @@ def _checked_entry(
     return entry
 
 
+def call_type(value: object) -> CallType:
+    """A :class:`CallType`, or the digit MicroSIP stores for one (0-3)."""
+    if isinstance(value, CallType):
+        return value
+    if isinstance(value, int) and 0 <= value < len(_TYPES):
+        return _TYPES[value]
+    raise BridgeError(f"call type {value!r} is not one of 0-3")
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 _SLOT_KEY = re.compile(r"(?:0|[1-9][0-9]*)\Z")
@@ -282,39 +267,6 @@ _STANDARD = re.compile(r"([^;]*);([^;]*);([0-3]);([0-9]{1,10});([0-9]{1,10})(?:;
 _DECIMAL = re.compile(r"-?[0-9]+\Z")
 # A SIP URI parameter as ParseSIPURI leaves it in the number: "transport=tcp", "user=phone".
 _URI_PARAM = re.compile(r"[A-Za-z][A-Za-z0-9.!%*_+`'~-]*=[^\s;]*\Z")
-_WTOI = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]*)")
-
-
-def wtoi(text: str) -> int:
-    """The integer MSVC's ``_wtoi`` reads from ``text``: leading blanks, a sign, digits, then
-    anything; 0 when there are no digits; clamped to the int range on overflow. MicroSIP reads
-    ``callsLastKey`` this way."""
-    match = _WTOI.match(text)
-    if match is None or not match.group(2):
-        return 0
-    digits = match.group(2).lstrip("0") or "0"
-    magnitude = int(digits) if len(digits) <= 10 else INT32_MAX + 1
-    value = -magnitude if match.group(1) == "-" else magnitude
-    return max(INT32_MIN, min(INT32_MAX, value))
-
-
-def _utf16_units(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ch > "\uffff")
-
-
-def _cut_utf16(text: str, units: int) -> str:
-    """The longest prefix of ``text`` that fits in ``units`` UTF-16 code units. A character
-    outside the BMP that would be split is dropped whole, not left as half a surrogate pair."""
-    if units <= 0:
-        return ""
-    if len(text) <= units // 2 or _utf16_units(text) <= units:
-        return text
-    used = 0
-    for i, ch in enumerate(text):
-        used += 2 if ch > "\uffff" else 1
-        if used > units:
-            return text[:i]
-    return text
 
 
 def _as_int(text: str) -> int | None:
@@ -323,7 +275,7 @@ def _as_int(text: str) -> int | None:
     if not _DECIMAL.match(text):
         return None
     if len(text) > 12:
-        return INT32_MIN - 1 if text[0] == "-" else INT32_MAX + 1
+        return INT_MIN - 1 if text[0] == "-" else INT_MAX + 1
     return int(text)
 
 
@@ -337,13 +289,13 @@ def _numbers(type_text: str, time_text: str, duration_text: str) -> tuple[CallTy
     when = _as_int(time_text)
     if when is None:
         return f"time {time_text!r} is not a number of Unix seconds"
-    if not 0 <= when <= INT32_MAX:
-        return f"time {time_text} is out of range (0 to {INT32_MAX})"
+    if not 0 <= when <= INT_MAX:
+        return f"time {time_text} is out of range (0 to {INT_MAX})"
     duration = _as_int(duration_text)
     if duration is None:
         return f"duration {duration_text!r} is not a number of seconds"
-    if not 0 <= duration <= INT32_MAX:
-        return f"duration {duration_text} is out of range (0 to {INT32_MAX})"
+    if not 0 <= duration <= INT_MAX:
+        return f"duration {duration_text} is out of range (0 to {INT_MAX})"
     return _TYPES[code], when, duration
 
 
@@ -389,7 +341,7 @@ def _decode_entry(key: int, value: str) -> tuple[CallEntry | None, str | None]:
     if standard is not None:
         number, name, code, when, duration, info = standard.groups()
         seconds, connected = int(when), int(duration)
-        if seconds <= INT32_MAX and connected <= INT32_MAX:
+        if seconds <= INT_MAX and connected <= INT_MAX:
             entry = _checked_entry(
                 key, number, name, _TYPE_DIGITS[code], seconds, connected, info or ""
             )
@@ -410,7 +362,7 @@ def parse_entry(key: int, value: str) -> CallEntry:
         raise FileFormatError(f"key {key} is outside the ring 0-{RING_SIZE - 1}", where=where)
     if value == DELETED:
         raise FileFormatError("the entry was deleted (null)", where=where)
-    entry, message = _decode_entry(key, _cut_utf16(value, MAX_VALUE_CHARS))
+    entry, message = _decode_entry(key, truncate_utf16(value, MAX_VALUE_CHARS))
     if entry is None:
         raise FileFormatError(message or "damaged entry", where=where)
     return entry
@@ -506,7 +458,10 @@ def parse_history(
             )
             if not include_unreachable:
                 continue
-        read = value if len(value) <= MAX_VALUE_CHARS // 2 else _cut_utf16(value, MAX_VALUE_CHARS)
+        # The short case inline: this runs for every slot, on the hook's path.
+        read = (
+            value if len(value) * 2 <= MAX_VALUE_CHARS else truncate_utf16(value, MAX_VALUE_CHARS)
+        )
         entry, message = _decode_entry(slot, read)
         if entry is None:
             if read is not value:
@@ -519,7 +474,7 @@ def parse_history(
             problems.append(
                 HistoryProblem(
                     str(slot),
-                    f"the value is {_utf16_units(value)} characters long; MicroSIP reads only "
+                    f"the value is {utf16_len(value)} characters long; MicroSIP reads only "
                     f"the first {MAX_VALUE_CHARS}, so the entry is cut",
                     value,
                     skipped=False,
@@ -563,7 +518,7 @@ def _read_last_key(doc: IniDocument) -> tuple[int | None, HistoryProblem | None]
     if raw is None:
         return None, None
     value = wtoi(raw)
-    if _DECIMAL.match(raw) and len(raw) <= 12 and INT32_MIN <= int(raw) <= INT32_MAX:
+    if _DECIMAL.match(raw) and len(raw) <= 12 and INT_MIN <= int(raw) <= INT_MAX:
         return value, None
     problem = HistoryProblem(
         LAST_KEY_NAME,
@@ -600,169 +555,20 @@ def read_history(doc: IniDocument, *, include_unreachable: bool = False) -> Call
     return dataclasses.replace(history, problems=(*extra, *history.problems))
 
 
-# --- writing ----------------------------------------------------------------------------------
-
-
-def _clean_text(text: str) -> str:
-    """Name or info as the file can hold it: ``;`` would shift the fields, a line break would end
-    the ini line, NUL would end MicroSIP's C string."""
-    return (
-        text.replace(";", ",").replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
-    ).replace("\x00", " ")
-
-
-def _check_number(number: str) -> str:
-    bad = next((ch for ch in (";", "\r", "\n", "\x00") if ch in number), None)
-    if bad is not None:
-        raise UnsafeInputError(
-            f"a call number cannot contain {bad!r}: MicroSIP's [Calls] format has no escaping"
-        )
-    number = number.strip(" \t")
-    if not number:
-        raise UnsafeInputError("a call number cannot be empty: MicroSIP stores that as deleted")
-    if number[0] in "\"'":
-        # The profile API would take a quote at the start and one at the end as a quoted value.
-        raise UnsafeInputError(f"a call number cannot start with a quote: {number!r}")
-    return number
-
-
-def format_entry(entry: CallEntry) -> str:
-    """The ``[Calls]`` value for ``entry`` (``number;name;type;time;duration;info``).
-
-    The number must be storable as it is (else :class:`UnsafeInputError`); name and info are
-    cleaned as the module docstring says, then info and, if needed, name are shortened so that
-    MicroSIP's 255-character read buffer holds the whole value. :func:`parse_entry` of the result
-    gives back the entry with those cleaned fields.
-    """
-    number = _check_number(entry.number)
-    name = _clean_text(entry.name)
-    info = _clean_text(entry.info).rstrip(" \t")
-    fixed = f"{number};;{entry.type.value};{entry.time};{entry.duration};"
-    budget = MAX_VALUE_CHARS - _utf16_units(fixed)
-    if budget < 0:
-        raise UnsafeInputError(
-            f"the call number is too long ({len(number)} characters): MicroSIP reads only "
-            f"{MAX_VALUE_CHARS} characters of an entry"
-        )
-    name_units = _utf16_units(name)
-    if name_units + _utf16_units(info) > budget:
-        info = _cut_utf16(info, budget - name_units).rstrip(" \t")
-        name = _cut_utf16(name, budget - _utf16_units(info))
-    return f"{number};{name};{entry.type.value};{entry.time};{entry.duration};{info}"
-
-
-def _read_pointer(doc: IniDocument) -> int:
-    """The slot the next call goes to, as ``Calls::GetNextKey`` computes it."""
+def read_next_key(doc: IniDocument) -> int:
+    """The slot the next call goes to, as ``Calls::GetNextKey`` computes it (the
+    :attr:`CallHistory.next_key` of :func:`read_history`, without reading the ring when
+    ``callsLastKey`` gives it)."""
     last_key, _ = _read_last_key(doc)
     if last_key is None or last_key < 0:
         return read_history(doc).next_key
     return last_key + 1 if last_key + 1 < RING_SIZE else 0
 
 
-def _epoch(when: int | dt.datetime | None) -> int:
-    if when is None:
-        return int(_time.time())
-    if isinstance(when, dt.datetime):
-        return math.floor(_timestamp(when, "call time"))
-    return when
-
-
-def _call_type(value: object) -> CallType:
-    if isinstance(value, CallType):
-        return value
-    if isinstance(value, int) and 0 <= value < len(_TYPES):
-        return _TYPES[value]
-    raise BridgeError(f"call type {value!r} is not one of 0-3")
-
-
-def append_entry(
-    doc: IniDocument,
-    number: str,
-    name: str,
-    type: CallType | int = CallType.OUTGOING,
-    time: int | dt.datetime | None = None,
-    duration: int = 0,
-    info: str = "",
-) -> int:
-    """Record a new call as MicroSIP does and return its ring slot.
-
-    The entry goes to ``callsLastKey + 1`` (0 after 999, or after the newest call when
-    ``callsLastKey`` is absent), overwriting the oldest call there, then ``callsLastKey`` is set
-    to that slot. ``time`` defaults to now. The document is changed in memory only.
-    """
-    key = _read_pointer(doc)
-    entry = CallEntry(key, number, name, _call_type(type), _epoch(time), duration, info)
-    doc.set(CALLS_SECTION, str(key), format_entry(entry))
-    doc.set(SETTINGS_SECTION, LAST_KEY_NAME, str(key))
-    return key
-
-
-def _current(doc: IniDocument, key: int) -> CallEntry:
-    if not 0 <= key < RING_SIZE:
-        raise BridgeError(f"call key {key} is outside the ring 0-{RING_SIZE - 1}")
-    value = doc.get(CALLS_SECTION, str(key))
-    if not value or value == DELETED:
-        raise NotFoundError(
-            f"no call in slot {key}", path=doc.path, where=f"[{CALLS_SECTION}] key {key}"
-        )
-    try:
-        return parse_entry(key, value)
-    except FileFormatError as exc:
-        raise FileFormatError(exc.message, path=doc.path, where=exc.where) from None
-
-
-def update_entry(
-    doc: IniDocument,
-    key: int,
-    *,
-    number: str | None = None,
-    name: str | None = None,
-    type: CallType | int | None = None,
-    time: int | dt.datetime | None = None,
-    duration: int | None = None,
-    info: str | None = None,
-) -> CallEntry:
-    """Rewrite fields of the call in slot ``key`` in place, as ``CallSave`` does when a call's
-    type, duration or status changes (``callsLastKey`` is not touched). Returns the entry as
-    stored. :class:`NotFoundError` if the slot holds no call, :class:`FileFormatError` if it is
-    damaged."""
-    current = _current(doc, key)
-    changed = dataclasses.replace(
-        current,
-        number=current.number if number is None else number,
-        name=current.name if name is None else name,
-        type=current.type if type is None else _call_type(type),
-        time=current.time if time is None else _epoch(time),
-        duration=current.duration if duration is None else duration,
-        info=current.info if info is None else info,
-    )
-    value = format_entry(changed)
-    doc.set(CALLS_SECTION, str(key), value)
-    return parse_entry(key, value)
-
-
-def delete_entry(doc: IniDocument, key: int) -> bool:
-    """Delete the call in slot ``key`` the way MicroSIP does: its value becomes ``null``.
-    Returns False if there was no call there."""
-    if not 0 <= key < RING_SIZE:
-        raise BridgeError(f"call key {key} is outside the ring 0-{RING_SIZE - 1}")
-    value = doc.get(CALLS_SECTION, str(key))
-    if not value or value == DELETED:
-        return False
-    doc.set(CALLS_SECTION, str(key), DELETED)
-    return True
-
-
-def clear_history(doc: IniDocument) -> bool:
-    """Delete every call as MicroSIP's "delete all" does: the ``[Calls]`` section goes, and
-    ``callsLastKey`` stays, so the ring continues where it was."""
-    return doc.remove_section(CALLS_SECTION)
-
-
 # --- filtering --------------------------------------------------------------------------------
 
 
-def _timestamp(when: dt.datetime, what: str) -> float:
+def unix_time(when: dt.datetime, what: str) -> float:
     """Unix seconds of ``when``; a naive datetime is local time, as ``datetime.timestamp()``
     takes it."""
     try:
@@ -789,9 +595,9 @@ def filter_entries(
       ``+15551234`` and ``5551234@pbx``; no digit normalisation, so ``"555-1"`` does not).
     * ``text``: MicroSIP's own search box: case-insensitive substring of the name or the number.
     """
-    start = None if since is None else _timestamp(since, "start time")
-    stop = None if until is None else _timestamp(until, "end time")
-    wanted = None if types is None else {_call_type(t) for t in types}
+    start = None if since is None else unix_time(since, "start time")
+    stop = None if until is None else unix_time(until, "end time")
+    wanted = None if types is None else {call_type(t) for t in types}
     needle = None if number is None else number.casefold()
     words = None if text is None else text.casefold()
     out: list[CallEntry] = []
@@ -810,197 +616,3 @@ def filter_entries(
             continue
         out.append(entry)
     return out
-
-
-# --- exports ----------------------------------------------------------------------------------
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-# Characters XML 1.0 cannot carry at all, plus lone surrogates.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-
-
-def _text(value: str) -> str:
-    """Text that encodes as UTF-8: a lone surrogate (kept by the ini reader) becomes U+FFFD."""
-    return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
-
-
-def _iso(entry: CallEntry) -> str:
-    return entry.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def entry_record(entry: CallEntry) -> dict[str, str | int]:
-    """The stable JSON object for one call.
-
-    Keys, in this order: ``key`` (ring slot), ``number``, ``name``, ``type`` (``outgoing``,
-    ``incoming``, ``missed``, ``answered_elsewhere``), ``type_code`` (0-3 as stored), ``time``
-    (ISO 8601 UTC, ``2024-06-13T10:05:59Z``), ``timestamp`` (Unix seconds), ``duration``
-    (connected seconds), ``info`` (MicroSIP's status text, in its UI language).
-    """
-    return {
-        "key": entry.key,
-        "number": _text(entry.number),
-        "name": _text(entry.name),
-        "type": entry.type.label,
-        "type_code": int(entry.type),
-        "time": _iso(entry),
-        "timestamp": entry.time,
-        "duration": entry.duration,
-        "info": _text(entry.info),
-    }
-
-
-RECORD_FIELDS = (
-    "key",
-    "number",
-    "name",
-    "type",
-    "type_code",
-    "time",
-    "timestamp",
-    "duration",
-    "info",
-)
-
-
-def to_json(entries: Iterable[CallEntry], *, indent: int | None = 2) -> str:
-    """A JSON array of :func:`entry_record` objects, in the given order, non-ASCII kept."""
-    return json.dumps([entry_record(e) for e in entries], ensure_ascii=False, indent=indent)
-
-
-def to_csv(entries: Iterable[CallEntry]) -> str:
-    """Our CSV: a header row of :data:`RECORD_FIELDS`, one row per call as in
-    :func:`entry_record`, RFC 4180 quoting and CRLF line ends."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(RECORD_FIELDS)
-    for entry in entries:
-        record = entry_record(entry)
-        writer.writerow([record[name] for name in RECORD_FIELDS])
-    return out.getvalue()
-
-
-def _ordered(entries: Iterable[CallEntry], newest_first: bool) -> list[CallEntry]:
-    listed = list(entries)
-    return listed[::-1] if newest_first else listed
-
-
-def _microsip_csv_field(value: str) -> str:
-    # CCSVFile::WriteData quotes a field only when it holds a comma or a double quote.
-    if "," in value or '"' in value:
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def to_microsip_csv(entries: Iterable[CallEntry], *, newest_first: bool = True) -> str:
-    """The CSV file MicroSIP's Calls tab exports (S22 ``Calls::OnMenuExport``), as text.
-
-    The text starts with U+FEFF: encoded as UTF-8 it is byte for byte the file MicroSIP writes
-    (UTF-8 with a BOM, facts §5). Columns ``Type,Name,Number,Time,Duration,Info``; Type is
-    ``out``/``in``/``miss``/``else``; Time is Unix seconds and Duration seconds, both as plain
-    integers (``str.Format(_T("%d"), ...)`` in the source); a field is quoted only when it holds
-    a comma or a double quote (``CCSVFile::WriteData``). Rows end in CRLF: MicroSIP writes
-    ``\\n`` to a file opened in text mode, which Windows turns into CRLF [inferred]. Give the
-    entries oldest first (as :func:`read_history` returns them); MicroSIP exports its list
-    order, newest first by default, hence ``newest_first``.
-    """
-    lines = ["Type,Name,Number,Time,Duration,Info"]
-    for entry in _ordered(entries, newest_first):
-        row = (
-            entry.type.export_code,
-            _text(entry.name),
-            _text(entry.number),
-            str(entry.time),
-            str(entry.duration),
-            _text(entry.info),
-        )
-        lines.append(",".join(_microsip_csv_field(field) for field in row))
-    return "\ufeff" + "".join(line + "\r\n" for line in lines)
-
-
-def _xml_attr(value: str) -> str:
-    # CMarkup's x_TextToDoc escapes these five in attributes; a tab is kept as a reference so
-    # that an XML reader does not turn it into a space, and characters XML 1.0 cannot carry
-    # (MicroSIP would write them raw, making the file unreadable) become U+FFFD.
-    value = _NOT_XML.sub("\ufffd", value) if _NOT_XML.search(value) else value
-    return (
-        value.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("'", "&apos;")
-        .replace('"', "&quot;")
-        .replace("\t", "&#9;")
-    )
-
-
-def to_microsip_xml(entries: Iterable[CallEntry], *, newest_first: bool = True) -> str:
-    """The XML file MicroSIP's Calls tab exports (S22 ``Calls::OnMenuExport``, CMarkup).
-
-    ``<?xml version="1.0"?>``, then ``<calls>`` with one ``<call type name number time duration
-    info/>`` per line, CRLF line ends, no indentation; ``<calls/>`` when empty. Encode as UTF-8
-    without a BOM to get MicroSIP's bytes. Time and duration are plain integers (Unix seconds,
-    seconds), type is ``out``/``in``/``miss``/``else``. Order as in :func:`to_microsip_csv`.
-    """
-    calls = _ordered(entries, newest_first)
-    head = '<?xml version="1.0"?>\r\n'
-    if not calls:
-        return head + "<calls/>\r\n"
-    rows = [
-        f'<call type="{entry.type.export_code}" name="{_xml_attr(entry.name)}" '
-        f'number="{_xml_attr(entry.number)}" time="{entry.time}" '
-        f'duration="{entry.duration}" info="{_xml_attr(entry.info)}"/>\r\n'
-        for entry in calls
-    ]
-    return head + "<calls>\r\n" + "".join(rows) + "</calls>\r\n"
-
-
-def format_duration(seconds: int) -> str:
-    """A duration as MicroSIP's list shows it (``MSIP::GetDuration``): ``M:SS`` or ``H:MM:SS``,
-    and nothing for 0 (an unanswered call)."""
-    if seconds <= 0:
-        return ""
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def to_table(entries: Iterable[CallEntry], *, tz: dt.tzinfo = dt.UTC) -> str:
-    """A plain-text table, one call per line, columns aligned on terminal width.
-
-    Columns: Key, Time (``YYYY-MM-DD HH:MM:SS`` in ``tz``, UTC by default), Type, Duration
-    (as :func:`format_duration`), Number, Name, Info. Lines end in ``\\n``, none after the last.
-    """
-    time_title = "Time (UTC)" if tz is dt.UTC else "Time"
-    header = ("Key", time_title, "Type", "Duration", "Number", "Name", "Info")
-    rows = [
-        (
-            str(entry.key),
-            entry.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
-            entry.type.label,
-            format_duration(entry.duration),
-            entry.number,
-            entry.name,
-            entry.info,
-        )
-        for entry in entries
-    ]
-    return format_table(header, rows, right={0, 3})
-
-
-EXPORTERS: dict[str, Callable[[Sequence[CallEntry]], str]] = {
-    "table": to_table,
-    "json": to_json,
-    "csv": to_csv,
-    "microsip-csv": to_microsip_csv,
-    "microsip-xml": to_microsip_xml,
-}
-
-
-def export(entries: Iterable[CallEntry], fmt: str) -> str:
-    """Export in one of :data:`EXPORTERS`' formats (the CLI's ``--format`` choices)."""
-    try:
-        exporter = EXPORTERS[fmt]
-    except KeyError:
-        raise BridgeError(
-            f"unknown export format {fmt!r}; use one of {', '.join(EXPORTERS)}"
-        ) from None
-    return exporter(list(entries))

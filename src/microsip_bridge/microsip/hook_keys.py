@@ -19,13 +19,12 @@ from pathlib import Path, PurePath
 from microsip_bridge.errors import BridgeError, FileFormatError, NotFoundError, UnsafeInputError
 from microsip_bridge.fileio import atomic_write
 from microsip_bridge.microsip.cmdline import (
-    CSTRING_SPACE,
     MAX_PROFILE_VALUE_CHARS,
     microsip_run_command,
     profile_string_as_read,
     split_command_line,
-    utf16_len,
 )
+from microsip_bridge.microsip.crt import WHITESPACE, utf16_len
 from microsip_bridge.microsip.inifile import IniDocument, profile_value
 from microsip_bridge.model import Event
 from microsip_bridge.wire import INLINE_CODE, bridge_home
@@ -129,7 +128,7 @@ def check_hook_program(program: str | PurePath) -> str:
             raise UnsafeInputError(f"the hook program path contains U+{ord(c):04X}: {text!r}")
     if '"' in text:
         raise BridgeError(f"a program path cannot contain a double quote: {text!r}")
-    if text != text.strip(CSTRING_SPACE):
+    if text != text.strip(WHITESPACE):
         raise BridgeError(f"the hook program path starts or ends with whitespace: {text!r}")
     if not (_WINDOWS_ABSOLUTE.match(text) or text.startswith("/")):
         # MicroSIP runs hooks without a working directory (facts §2.3 3): a relative path would
@@ -305,7 +304,7 @@ def classify_hook(
     if raw is None:
         return status(HookState.MISSING, "the key is absent: MicroSIP runs nothing")
     value = profile_string_as_read(raw)
-    if not value.strip(CSTRING_SPACE):
+    if not value.strip(WHITESPACE):
         return status(HookState.MISSING, "empty: MicroSIP runs nothing", value=value)
     full = profile_value(raw)
     argv = microsip_run_command(value, "")
@@ -333,7 +332,7 @@ def classify_hook(
             "the whole value is in quotes, which GetPrivateProfileString removes (facts §2.6), "
             f"so MicroSIP would run {argv!r}"
         )
-    if split_command_line(full.strip(CSTRING_SPACE)).unterminated_quote:
+    if split_command_line(full.strip(WHITESPACE)).unterminated_quote:
         return damaged(f"a quote is never closed, so MicroSIP would run {argv!r}")
     if not argv:
         return damaged("there is no program to run")

@@ -6,7 +6,8 @@ import math
 
 from microsip_bridge.errors import BridgeError, FileFormatError, NotFoundError
 from microsip_bridge.microsip.commands import S22, Version
-from microsip_bridge.microsip.history import CallType, append_entry, update_entry
+from microsip_bridge.microsip.history import CallType
+from microsip_bridge.microsip.history_ring import append_entry, update_entry
 from microsip_bridge.microsip.inifile import IniDocument
 from microsip_bridge.model import Direction
 from microsip_bridge.sim.folder import SimFolder

@@ -11,7 +11,7 @@ from microsip_bridge.microsip.cmdline import profile_string_as_read
 from microsip_bridge.microsip.commands import S22, Version
 from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_xml import read_contacts
-from microsip_bridge.microsip.history import wtoi
+from microsip_bridge.microsip.crt import wtoi
 from microsip_bridge.microsip.hook_keys import HOOK_KEYS
 from microsip_bridge.microsip.inifile import IniDocument
 from microsip_bridge.model import Event
