@@ -4,7 +4,7 @@
 Usage (from a fresh clone, with nothing but python3 >= 3.11 and git):
 
     python3 dev.py demo     # the main job: what the bridge reads from a sample MicroSIP folder
-    python3 dev.py test     # the whole suite: ruff, mypy (linux and win32), pytest
+    python3 dev.py test     # the whole suite: ruff, mypy, import contracts, pytest
 
 Everything is installed into ./.venv, never globally, so PEP 668 "externally managed" systems are
 fine. Debian's python3 without the python3-venv package has no ensurepip: we then create the venv
@@ -186,6 +186,8 @@ def test(args: list[str]) -> int:
         ("ruff format", [BIN / "ruff", "format", "--check", "src", "tests", "bench", "dev.py"]),
         ("mypy (linux)", [PY, "-m", "mypy", "--platform", "linux", "src"]),
         ("mypy (win32)", [PY, "-m", "mypy", "--platform", "win32", "src"]),
+        # The layers point down (pyproject.toml's [tool.importlinter] contracts).
+        ("import contracts", [BIN / "lint-imports", "--no-cache"]),
         ("pytest", [PY, "-m", "pytest", *args]),
     ]
     failed: list[str] = []
