@@ -993,3 +993,22 @@ def assert_consistent(call: Call) -> None:
     if call.outcome in (Outcome.BUSY, Outcome.CANCELLED):
         assert call.direction is OUT
     assert call.started_at <= call.updated_at
+
+
+def test_every_event_kind_has_its_matching_steps() -> None:
+    assert set(state._STEPS) == set(Event)
+    assert all(state._STEPS[kind] for kind in Event)
+
+
+def test_the_tracker_is_pure() -> None:
+    # No I/O: the model imports nothing of ours but the shared types, and no database, file or
+    # network module of the standard library.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(state.__file__).read_text(encoding="utf-8"))
+    modules = {alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names}
+    modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    ours = {m for m in modules if m.startswith("microsip_bridge")}
+    assert ours <= {"microsip_bridge.errors", "microsip_bridge.model"}
+    assert modules - ours <= {"__future__", "math", "collections", "collections.abc", "dataclasses"}

@@ -15,8 +15,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import httpx2
 import pytest
@@ -24,15 +25,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from microsip_bridge import __version__, wire
-from microsip_bridge.calls.ingest import Ingestor, clean_number
+from microsip_bridge.calls.ingest import Ingestor
+from microsip_bridge.calls.recorder import clean_number
 from microsip_bridge.calls.state import CallTracker
+from microsip_bridge.calls.writer import NotStoredError, Periodic, Writer
 from microsip_bridge.config import DEFAULTS, Config
-from microsip_bridge.errors import BridgeError
+from microsip_bridge.errors import BridgeError, FileFormatError, MicroSIPRunningError, NotFoundError
 from microsip_bridge.microsip.history import CallType
 from microsip_bridge.microsip.history_ring import append_entry, update_entry
 from microsip_bridge.microsip.inifile import IniDocument
 from microsip_bridge.model import CallState, Direction, EventRecord, Outcome
 from microsip_bridge.server import security
+from microsip_bridge.server.app import http_status
 from microsip_bridge.server.runner import Daemon, bind_socket, read_daemon_file
 from microsip_bridge.server.settings import SETTING_NAMES, DaemonSettings
 from microsip_bridge.store.engine import make_engine
@@ -215,6 +219,43 @@ def test_clean_number(number: str, clean: str, raw: bytes | None) -> None:
     assert clean_number(number) == (clean, raw)
 
 
+def test_the_openapi_document_describes_the_hook_record(client: httpx2.Client) -> None:
+    document = client.get("/openapi.json").json()
+    body = document["paths"][wire.HOOK_EVENTS_PATH]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == wire.record_schema()
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (NotStoredError("later"), 503),
+        (BridgeError("no"), 422),
+        (FileFormatError("damaged"), 422),
+        (NotFoundError("gone"), 404),
+        (MicroSIPRunningError("running"), 409),
+    ],
+)
+def test_each_error_has_its_http_status(error: BridgeError, status: int) -> None:
+    assert http_status(error) == status
+
+
+def test_an_event_not_committed_in_time_is_a_503_and_stored_anyway(bridge_home: Path) -> None:
+    with live_daemon(bridge_home, commit_timeout=1e-9) as daemon:
+        host, port = daemon.wait_listening()
+        token = (bridge_home / "token").read_text().strip()
+        body = record("incoming", "slow")
+        response = httpx2.post(
+            f"http://{host}:{port}{wire.HOOK_EVENTS_PATH}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert response.status_code == 503
+        assert "sending it again is safe" in response.json()["detail"]
+        wait_until(lambda: stored_events(bridge_home), what="the event stored")
+    assert [e.uid for e in stored_events(bridge_home)] == [body["id"]]
+
+
 # --- the token and the daemon's files ----------------------------------------------------------
 
 
@@ -301,6 +342,77 @@ def test_the_daemon_defaults_agree_with_the_declared_settings(tmp_path: Path) ->
     declared = DaemonSettings.from_config(Config(dict(DEFAULTS), {}, tmp_path), tmp_path)
     assert set(SETTING_NAMES) <= set(DEFAULTS)
     assert declared == DaemonSettings(home=tmp_path)
+
+
+# --- the single writer -------------------------------------------------------------------------
+
+
+def test_the_writer_commits_in_groups_in_order() -> None:
+    batches: list[list[str]] = []
+    queued = threading.Event()
+
+    def write(recs: Sequence[EventRecord]) -> list[str]:
+        queued.wait(10)  # the first batch waits until every event is queued behind it
+        batches.append([r.uid for r in recs])
+        return [r.uid.upper() for r in recs]
+
+    writer: Writer[str] = Writer(write, batch_size=3)
+    writer.start()
+    recs = [EventRecord.from_spool(record(number=str(n))) for n in range(7)]
+    futures = [writer.submit(r) for r in recs]
+    queued.set()
+    assert [f.result(30) for f in futures] == [r.uid.upper() for r in recs]
+    writer.stop()
+    assert [uid for batch in batches for uid in batch] == [r.uid for r in recs]
+    assert max(map(len, batches)) == 3 and len(batches) <= 4
+
+
+def test_a_batch_that_fails_is_not_stored_and_the_writer_goes_on() -> None:
+    def write(recs: Sequence[EventRecord]) -> list[str | BridgeError]:
+        if recs[0].number == "disk full":
+            raise RuntimeError("database or disk is full")
+        return [BridgeError("refused") if r.number == "bad" else r.uid for r in recs]
+
+    writer: Writer[str] = Writer(write, batch_size=1)
+    writer.start()
+    try:
+        with pytest.raises(NotStoredError, match="not stored: database or disk is full"):
+            writer.submit(EventRecord.from_spool(record(number="disk full"))).result(30)
+        with pytest.raises(BridgeError, match="refused"):
+            writer.submit(EventRecord.from_spool(record(number="bad"))).result(30)
+        good = EventRecord.from_spool(record())
+        assert writer.submit(good).result(30) == good.uid
+    finally:
+        writer.stop()
+    with pytest.raises(NotStoredError, match="not accepting"):
+        writer.submit(good)
+
+
+def test_periodic_work_runs_on_the_writer_and_a_failure_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs: list[str] = []
+
+    def flaky() -> None:
+        runs.append(threading.current_thread().name)
+        if len(runs) <= 3:
+            raise OSError("the ini is locked")
+
+    writer: Writer[str] = Writer(
+        lambda recs: [r.uid for r in recs],
+        batch_size=1,
+        periodic=[Periodic("sweep", 0.01, flaky, first=0.0)],
+        name="test-writer",
+    )
+    with caplog.at_level("INFO", logger="microsip_bridge.ingest"):
+        writer.start()
+        try:
+            wait_until(lambda: len(runs) >= 5, what="five periodic runs")
+        finally:
+            writer.stop()
+    assert set(runs) == {"test-writer"}
+    assert caplog.text.count("periodic sweep failed") == 1
+    assert caplog.text.count("periodic sweep works again") == 1
 
 
 # --- restarts ------------------------------------------------------------------------------------
@@ -739,33 +851,55 @@ def test_events_table_json_after_and_limit(
     assert [json.loads(line)["cursor"] for line in out.splitlines()] == [2, 3]
 
 
-def test_events_follow_prints_new_events_as_they_come(filled: Path) -> None:
+# `events --follow` as a terminal starts it, and as a background job of a shell without job
+# control does: with SIGINT ignored, so that Python sets no handler of its own.
+FOLLOW = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.{}); "
+    "runpy.run_module('microsip_bridge', run_name='__main__')"
+)
+FOLLOW_ARGS = ("events", "--follow", "--format", "json", "--interval", "0.05")
+
+
+def _line_reader(stream: IO[str]) -> Callable[[], str]:
+    """A readline that gives up after 30 s (a child that hangs fails the test, not pytest)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lambda: lines.get(timeout=30)
+
+
+@pytest.mark.parametrize("sigint", ["default_int_handler", "SIG_IGN"])
+def test_events_follow_prints_new_events_as_they_come(filled: Path, sigint: str) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "microsip_bridge",
-            "events",
-            "--follow",
-            "--format",
-            "json",
-            "--interval",
-            "0.05",
-        ],
+        [sys.executable, "-c", FOLLOW.format(sigint), *FOLLOW_ARGS],
         env={**os.environ, "MICROSIP_BRIDGE_HOME": str(filled)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    backlog = [json.loads(proc.stdout.readline()) for _ in range(6)]
-    assert [e["cursor"] for e in backlog] == [1, 2, 3, 4, 5, 6]
-    fill_store(filled, [("2002", [("incoming", T0 + 200)])])
-    fresh = json.loads(proc.stdout.readline())
-    assert (fresh["cursor"], fresh["event"], fresh["number"]) == (7, "incoming", "2002")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        readline = _line_reader(proc.stdout)
+        backlog = [json.loads(readline()) for _ in range(6)]
+        assert [e["cursor"] for e in backlog] == [1, 2, 3, 4, 5, 6]
+        fill_store(filled, [("2002", [("incoming", T0 + 200)])])
+        fresh = json.loads(readline())
+        assert (fresh["cursor"], fresh["event"], fresh["number"]) == (7, "incoming", "2002")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        assert readline() == ""  # nothing after the stop
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def test_a_database_that_cannot_be_opened_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -818,7 +952,6 @@ def test_a_failed_transaction_leaves_no_trace_in_the_calls(
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from microsip_bridge.calls.ingest import NotStoredError
     from microsip_bridge.store import repo
 
     engine = make_engine(None, bridge_home)

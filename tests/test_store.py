@@ -3,6 +3,7 @@ PostgreSQL (set MSB_TEST_PG_URL, e.g. from scripts/pg-test-server.sh, to include
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import io
 import math
@@ -42,7 +43,9 @@ from microsip_bridge.store.engine import (
     default_url,
     head_revision,
     make_engine,
+    open_log,
     parse_url,
+    reading,
     schema_diffs,
     upgrade,
 )
@@ -587,6 +590,66 @@ def test_set_event_call_links_and_unlinks(db: Engine) -> None:
     with db.begin() as conn:
         repo.set_event_call(conn, "e2", None)
         assert repo.call_events(conn, "c-a") == []
+
+
+def test_the_call_of_an_event(db: Engine) -> None:
+    with db.begin() as conn:
+        repo.record_events(conn, [rec("e1"), rec("e2")])
+        repo.set_event_call(conn, "e2", "c-a")
+    with db.connect() as conn:
+        assert repo.event_call_id(conn, "e2") == "c-a"
+        assert repo.event_call_id(conn, "e1") is None  # in no call yet
+        assert repo.event_call_id(conn, "nope") is None
+
+
+def test_the_cursor_before_the_newest_events(db: Engine) -> None:
+    with db.connect() as conn:
+        assert repo.cursor_before_newest(conn, 3) == 0  # an empty log
+    with db.begin() as conn:
+        repo.record_events(conn, [rec(f"n{i}") for i in range(5)])
+    with db.connect() as conn:
+        cursors = [e.cursor for e in repo.events_after(conn, 0)]
+        start = repo.cursor_before_newest(conn, 3)
+        assert [e.cursor for e in repo.events_after(conn, start)] == cursors[-3:]
+        assert repo.cursor_before_newest(conn, 5) == 0
+        assert repo.cursor_before_newest(conn, 50) == 0
+
+
+def test_open_log_creates_nothing(bridge_home: Path) -> None:
+    assert open_log(None, bridge_home) is None  # no file
+    url = f"sqlite:///{bridge_home / 'other.db'}"
+    assert open_log(url, bridge_home) is None  # no tables: the daemon has not started yet
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    found = open_log(url, bridge_home)
+    assert found is not None
+    try:
+        with reading(found) as conn:
+            assert repo.max_cursor(conn) == 0
+    finally:
+        found.dispose()
+    assert not (bridge_home / DB_NAME).exists()
+
+
+def test_store_imports_only_model_wire_and_errors() -> None:
+    # The store is below the services and the edges: it never imports them (the layering).
+    allowed = {"microsip_bridge.model", "microsip_bridge.wire", "microsip_bridge.errors"}
+    package = Path(repo.__file__).parent
+    found: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.startswith("microsip_bridge") and not name.startswith(
+                    "microsip_bridge.store"
+                ):
+                    found.setdefault(name, set()).add(path.name)
+    assert set(found) <= allowed, found
 
 
 # -- the calls -------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
         "127.0.0.1",
         "Address the daemon (`serve`) listens on. Keep it on loopback: the API has no TLS.",
     ),
+    # Not registered with IANA and not used by common servers (5797 is free in /etc/services).
     Setting("port", 5797, "Port the daemon listens on (0 picks a free one)."),
     Setting(
         "database",

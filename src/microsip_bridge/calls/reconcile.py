@@ -226,6 +226,21 @@ def history_matches(call: Call, entry: CallEntry, *, window: float = MATCH_WINDO
     return earliest <= entry.time <= call.started_at + window
 
 
+def final_entry(call: Call, entries: Iterable[CallEntry]) -> CallEntry | None:
+    """The final ``[Calls]`` entry of a call that just ended: the closest in time among those
+    that match it (:func:`history_matches`) and have their status text. Not simply the newest
+    entry: with call waiting, a second call's entry is newer than the one of the call that ends
+    first. An entry without its text is not final yet (MicroSIP 3.19 runs the hooks before it
+    writes it, facts §5); the sweep completes such calls later."""
+    best: tuple[float, int, CallEntry] | None = None
+    for entry in entries:
+        if entry.info and history_matches(call, entry):
+            rank = (abs(entry.time - call.started_at), -entry.key, entry)
+            if best is None or rank[:2] < best[:2]:
+                best = rank
+    return None if best is None else best[2]
+
+
 def _notes(call: Call, entry: CallEntry, hooks_decided: bool) -> list[str]:
     notes: list[str] = []
     code = int(entry.type)

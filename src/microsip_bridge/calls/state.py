@@ -102,7 +102,9 @@ CLOCK_SLACK = 0.05
 MAX_CLOSED = 10_000
 MAX_UIDS = 200_000
 
-_Step = Callable[["_Track", float], int | None]
+# A matching step (CallTracker._find): the tracker, a call, the event's kind and time -> the
+# call's rank, or None.
+_Step = Callable[["CallTracker", "_Track", Event, float], int | None]
 
 
 @dataclass(slots=True, eq=False)
@@ -210,6 +212,11 @@ def _terminal_outcome(direction: Direction, answered: bool, kind: Event) -> Outc
     if direction is Direction.OUTGOING:
         return Outcome.BUSY if busy else Outcome.CANCELLED
     return Outcome.UNKNOWN
+
+
+def _before(ts: float, moment: float | None) -> bool:
+    """``ts`` is not after ``moment``, give or take the clock's granularity."""
+    return moment is not None and ts <= moment + CLOCK_SLACK
 
 
 class CallTracker:
@@ -372,12 +379,12 @@ class CallTracker:
 
     def _find(self, rec: EventRecord) -> _Track | None:
         """The call ``rec`` belongs to, if any (module docstring)."""
-        steps = self._steps(rec.event)
+        kind, ts = rec.event, rec.ts
         for pool in self._pools(rec):
-            for step in steps:
+            for step in _STEPS[kind]:
                 best: tuple[tuple[int, float, str], _Track] | None = None
                 for track in pool:
-                    rank = step(track, rec.ts)
+                    rank = step(self, track, kind, ts)
                     if rank is None:
                         continue
                     # Ties go by call id, which survives a restart (creation order does not).
@@ -397,147 +404,122 @@ class CallTracker:
             return [exact, self._by_number.get("", [])]
         return [exact]
 
-    def _steps(self, kind: Event) -> list[_Step]:
-        """The steps that find the call of an event of ``kind``, in order (forward, attach,
-        repeat). A step gives a call's rank (lower wins) or None if the call is not one.
+    # --- the steps: each gives a call's rank for an event of `kind` dated `ts` (lower wins),
+    # or None when the call is not one for that step. _STEPS lists them by kind, in order.
+    # A late event must be dated inside the span of the call it joins: hook times are reliable
+    # (MicroSIP waits for each hook before it fires the next, facts §2.3); it is the arrival
+    # that may be out of order (one event spooled, the next sent straight).
 
-        A late event must be dated inside the span of the call it joins: hook times are
-        reliable (MicroSIP waits for each hook before it fires the next, facts §2.3); it is
-        the arrival that may be out of order (one event spooled, the next sent straight)."""
-        w, slack = self.reorder_window, CLOCK_SLACK
+    def _live(self, t: _Track, ts: float) -> bool:
+        if t.call.is_open:
+            return True
+        # A timeout's rejection is undone by an event dated within that timeout.
+        return (
+            t.expired is Outcome.REJECTED
+            and t.expired_at is not None
+            and ts <= t.expired_at + self.reject_timeout
+        )
 
-        def live(t: _Track, ts: float) -> bool:
-            if t.call.is_open:
-                return True
-            # A timeout's rejection is undone by an event dated within that timeout.
-            return (
-                t.expired is Outcome.REJECTED
-                and t.expired_at is not None
-                and ts <= t.expired_at + self.reject_timeout
-            )
+    def _inside(self, t: _Track, ts: float) -> bool:
+        return ts >= t.call.started_at - (
+            self.reorder_window if Event.INCOMING in t.facts else math.inf
+        )
 
-        def before(ts: float, moment: float | None) -> bool:
-            return moment is not None and ts <= moment + slack
+    def _repeat(self, t: _Track, kind: Event, ts: float) -> int | None:
+        # A second one of a kind for a call that has it: near the first, or later while the
+        # call goes on (no other call wanted it; a call of its own would lack its origin).
+        first = t.facts.get(kind)
+        if first is None:
+            return None
+        near = abs(ts - first) <= self.reorder_window
+        return 0 if near or (t.call.is_open and ts >= first) else None
 
-        def inside(t: _Track, ts: float) -> bool:
-            return ts >= t.call.started_at - (w if Event.INCOMING in t.facts else math.inf)
+    def _origin_attach(self, t: _Track, kind: Event, ts: float) -> int | None:
+        # A call created by a later event, whose `incoming`/`outgoing` arrives now.
+        direction = Direction.OUTGOING if kind is Event.OUTGOING else Direction.INCOMING
+        if kind in t.facts or not t.may_be(direction):
+            return None
+        first = t.call.started_at
+        return 0 if _before(ts, first) and first - ts <= self.reorder_window else None
 
-        def repeat(t: _Track, ts: float) -> int | None:
-            # A second one of a kind for a call that has it: near the first, or later while the
-            # call goes on (no other call wanted it; a call of its own would lack its origin).
-            first = t.facts.get(kind)
-            if first is None:
-                return None
-            return 0 if abs(ts - first) <= w or (t.call.is_open and ts >= first) else None
+    def _ring_forward(self, t: _Track, kind: Event, ts: float) -> int | None:
+        ok = (
+            self._live(t, ts)
+            and t.call.direction is Direction.INCOMING
+            and kind not in t.facts
+            and not t.answered
+            and not t.ended_by_event
+        )
+        return 0 if ok else None
 
-        def attach_origin(direction: Direction) -> _Step:
-            # A call created by a later event, whose `incoming`/`outgoing` arrives now.
-            def step(t: _Track, ts: float) -> int | None:
-                if kind in t.facts or not t.may_be(direction):
-                    return None
-                first = t.call.started_at
-                return 0 if before(ts, first) and first - ts <= w else None
+    def _ring_attach(self, t: _Track, kind: Event, ts: float) -> int | None:
+        if kind in t.facts or not t.may_be(Direction.INCOMING) or not self._inside(t, ts):
+            return None
+        passed = [v for v in (t.call.answered_at, t.call.ended_at) if v is not None]
+        return 0 if passed and _before(ts, min(passed)) else None
 
-            return step
+    def _answer_forward(self, t: _Track, kind: Event, ts: float) -> int | None:
+        ok = (
+            self._live(t, ts)
+            and t.call.direction is Direction.INCOMING
+            and kind not in t.facts
+            and not t.ended_by_event
+        )
+        if not ok:
+            return None
+        video = kind is Event.ANSWER_VIDEO
+        if t.answered:
+            # answer-video comes with (right after) its call's answer (facts §2.2).
+            return 0 if video and Event.ANSWER in t.facts else None
+        # A call that rang before one that got only `incoming` (likely rejected).
+        return (1 if video else 0) + (0 if Event.RING in t.facts else 1)
 
-        if kind is Event.OUTGOING:
-            return [attach_origin(Direction.OUTGOING)]
-        if kind is Event.INCOMING:
-            return [attach_origin(Direction.INCOMING)]
+    def _answer_attach(self, t: _Track, kind: Event, ts: float) -> int | None:
+        if kind in t.facts or not t.may_be(Direction.INCOMING) or not self._inside(t, ts):
+            return None
+        answered_at, ended_at = t.call.answered_at, t.call.ended_at
+        if answered_at is not None:
+            return 0 if abs(ts - answered_at) <= self.reorder_window else None
+        return 0 if _before(ts, ended_at) else None
 
-        if kind is Event.RING:
-
-            def ring_forward(t: _Track, ts: float) -> int | None:
-                ok = (
-                    live(t, ts)
-                    and t.call.direction is Direction.INCOMING
-                    and kind not in t.facts
-                    and not t.answered
-                    and not t.ended_by_event
-                )
-                return 0 if ok else None
-
-            def ring_attach(t: _Track, ts: float) -> int | None:
-                if kind in t.facts or not t.may_be(Direction.INCOMING) or not inside(t, ts):
-                    return None
-                passed = [v for v in (t.call.answered_at, t.call.ended_at) if v is not None]
-                return 0 if passed and before(ts, min(passed)) else None
-
-            return [ring_forward, ring_attach, repeat]
-
-        if kind in _ANSWERS:
-            video = kind is Event.ANSWER_VIDEO
-
-            def answer_forward(t: _Track, ts: float) -> int | None:
-                ok = (
-                    live(t, ts)
-                    and t.call.direction is Direction.INCOMING
-                    and kind not in t.facts
-                    and not t.ended_by_event
-                )
-                if not ok:
-                    return None
-                if t.answered:
-                    # answer-video comes with (right after) its call's answer (facts §2.2).
-                    return 0 if video and Event.ANSWER in t.facts else None
-                # A call that rang before one that got only `incoming` (likely rejected).
-                return (1 if video else 0) + (0 if Event.RING in t.facts else 1)
-
-            def answer_attach(t: _Track, ts: float) -> int | None:
-                if kind in t.facts or not t.may_be(Direction.INCOMING) or not inside(t, ts):
-                    return None
-                answered_at, ended_at = t.call.answered_at, t.call.ended_at
-                if answered_at is not None:
-                    return 0 if abs(ts - answered_at) <= w else None
-                return 0 if before(ts, ended_at) else None
-
-            return [answer_forward, answer_attach, repeat]
-
-        if kind is Event.START:
-
-            def start_forward(t: _Track, ts: float) -> int | None:
-                if not live(t, ts) or kind in t.facts or t.ended_by_event:
-                    return None
-                direction = t.call.direction
-                if direction is Direction.OUTGOING and not t.answered:
-                    return 0
-                return 0 if direction is Direction.INCOMING and t.answered else None
-
-            def start_attach(t: _Track, ts: float) -> int | None:
-                if kind in t.facts or not inside(t, ts):
-                    return None
-                answered_at, ended_at = t.call.answered_at, t.call.ended_at
-                if answered_at is not None:
-                    return 0 if abs(ts - answered_at) <= w else None
-                if live(t, ts) and t.call.direction is Direction.INCOMING:
-                    return 0  # `start` before `answer`
-                return 0 if before(ts, ended_at) else None
-
-            return [start_forward, start_attach, repeat]
-
-        busy = kind is Event.BUSY
-
-        def end_forward(t: _Track, ts: float) -> int | None:
-            if t.ended_by_event:
-                return None
-            if not live(t, ts):
-                # A call closed as stale still gets its real end, while remembered.
-                return 3 if t.expired is Outcome.UNKNOWN else None
-            if t.only_incoming:
-                # Most likely rejected at once (no end will come); but a connected call never
-                # gets a busy (486/600/603 are answers to an INVITE).
-                return 1 if busy else 2
-            if t.answered:
-                # A ringing call usually ends (the caller gives up) before a conversation does.
-                return 2 if busy else 1
+    def _start_forward(self, t: _Track, kind: Event, ts: float) -> int | None:
+        if not self._live(t, ts) or kind in t.facts or t.ended_by_event:
+            return None
+        direction = t.call.direction
+        if direction is Direction.OUTGOING and not t.answered:
             return 0
+        return 0 if direction is Direction.INCOMING and t.answered else None
 
-        def end_repeat(t: _Track, ts: float) -> int | None:
-            ended_at = t.call.ended_at
-            ok = t.ended_by_event and ended_at is not None and abs(ts - ended_at) <= w
-            return 0 if ok else None
+    def _start_attach(self, t: _Track, kind: Event, ts: float) -> int | None:
+        if kind in t.facts or not self._inside(t, ts):
+            return None
+        answered_at, ended_at = t.call.answered_at, t.call.ended_at
+        if answered_at is not None:
+            return 0 if abs(ts - answered_at) <= self.reorder_window else None
+        if self._live(t, ts) and t.call.direction is Direction.INCOMING:
+            return 0  # `start` before `answer`
+        return 0 if _before(ts, ended_at) else None
 
-        return [end_forward, end_repeat]
+    def _end_forward(self, t: _Track, kind: Event, ts: float) -> int | None:
+        if t.ended_by_event:
+            return None
+        if not self._live(t, ts):
+            # A call closed as stale still gets its real end, while remembered.
+            return 3 if t.expired is Outcome.UNKNOWN else None
+        busy = kind is Event.BUSY
+        if t.only_incoming:
+            # Most likely rejected at once (no end will come); but a connected call never
+            # gets a busy (486/600/603 are answers to an INVITE).
+            return 1 if busy else 2
+        if t.answered:
+            # A ringing call usually ends (the caller gives up) before a conversation does.
+            return 2 if busy else 1
+        return 0
+
+    def _end_repeat(self, t: _Track, kind: Event, ts: float) -> int | None:
+        ended_at = t.call.ended_at
+        ok = t.ended_by_event and ended_at is not None and abs(ts - ended_at) <= self.reorder_window
+        return 0 if ok else None
 
     # --- changing calls -----------------------------------------------------------------------
 
@@ -708,3 +690,21 @@ class CallTracker:
         # Down to 90 %, so that the sort runs once per thousand calls, not per event.
         for track in closed[: len(closed) - MAX_CLOSED * 9 // 10]:
             self._forget(track)
+
+
+# The steps that find the call of an event, by its kind, tried in order: forward, attach, repeat
+# (module docstring).
+_STEPS: dict[Event, tuple[_Step, ...]] = {
+    Event.OUTGOING: (CallTracker._origin_attach,),
+    Event.INCOMING: (CallTracker._origin_attach,),
+    Event.RING: (CallTracker._ring_forward, CallTracker._ring_attach, CallTracker._repeat),
+    Event.ANSWER: (CallTracker._answer_forward, CallTracker._answer_attach, CallTracker._repeat),
+    Event.ANSWER_VIDEO: (
+        CallTracker._answer_forward,
+        CallTracker._answer_attach,
+        CallTracker._repeat,
+    ),
+    Event.START: (CallTracker._start_forward, CallTracker._start_attach, CallTracker._repeat),
+    Event.BUSY: (CallTracker._end_forward, CallTracker._end_repeat),
+    Event.END: (CallTracker._end_forward, CallTracker._end_repeat),
+}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -15,7 +17,7 @@ from microsip_bridge.cli._common import emit, format_option, output_option, stat
 from microsip_bridge.cli.history import Since, format_duration
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
     from microsip_bridge.model import Call
     from microsip_bridge.store.repo import StoredEvent
@@ -37,38 +39,10 @@ def database_option(func: click.decorators.FC) -> click.decorators.FC:
 
 def open_store(database: str | None) -> Engine | None:
     """The engine of the call log, or None when there is no call log yet (nothing created)."""
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import DBAPIError
-
-    from microsip_bridge.store.engine import DB_NAME, database_error, make_engine
+    from microsip_bridge.store.engine import open_log
     from microsip_bridge.wire import bridge_home
 
-    url = database or str(state().config["database"]) or None
-    home = bridge_home()
-    if url is None and not (home / DB_NAME).is_file():
-        return None
-    engine = make_engine(url, home)
-    try:
-        if not inspect(engine).has_table("events"):
-            engine.dispose()
-            return None
-    except DBAPIError as exc:
-        raise database_error(engine, exc) from None
-    return engine
-
-
-@contextmanager
-def reading(engine: Engine) -> Iterator[Connection]:
-    """A connection whose driver errors become one-line BridgeErrors."""
-    from sqlalchemy.exc import DBAPIError
-
-    from microsip_bridge.store.engine import database_error
-
-    try:
-        with engine.connect() as conn:
-            yield conn
-    except DBAPIError as exc:
-        raise database_error(engine, exc) from None
+    return open_log(database or str(state().config["database"]) or None, bridge_home())
 
 
 def _no_log(database: str | None) -> None:
@@ -160,6 +134,7 @@ def calls(
         microsip-bridge calls --limit 20 --format json
         microsip-bridge calls --format csv -o calls.csv
     """
+    from microsip_bridge.store.engine import reading
     from microsip_bridge.store.repo import list_calls
 
     engine = open_store(database)
@@ -218,15 +193,43 @@ EVENT_HEADER = (
 )
 
 
-def _start_cursor(conn: Connection, limit: int) -> int:
-    """The cursor just before the newest ``limit`` events."""
-    from sqlalchemy import select
+class _CtrlC:
+    """Ctrl-C (SIGINT) as a request to stop, seen between reads of the log: an interrupt in the
+    middle of a query would unwind through SQLAlchemy's pool, and click would turn it into
+    "Aborted." (exit 1). The handler is set even when SIGINT was ignored at start (a shell
+    without job control does that to a background job, and Python then sets no handler of its
+    own), so SIGINT always ends --follow. A second Ctrl-C interrupts at once (a read that
+    hangs)."""
 
-    from microsip_bridge.store.schema import events
+    NAP = 0.05  # seconds: how soon a pause sees the request
 
-    query = select(events.c.cursor).order_by(events.c.cursor.desc()).limit(1).offset(limit)
-    before = conn.execute(query).scalar_one_or_none()
-    return 0 if before is None else int(before)
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    @contextmanager
+    def caught(self) -> Iterator[None]:
+        """SIGINT sets :attr:`pressed` while the block runs (in the main thread; elsewhere
+        Ctrl-C stays a KeyboardInterrupt)."""
+        try:
+            previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less once Ctrl-C was pressed."""
+        until = time.monotonic() + seconds
+        while not self.pressed and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, self.NAP))
 
 
 @click.command()
@@ -267,7 +270,25 @@ def events(
         microsip-bridge events --follow
         microsip-bridge events --after 1200 --format json
     """
-    from microsip_bridge.store.repo import events_after
+    ctrl_c = _CtrlC()
+    with ctrl_c.caught() if follow else nullcontext():
+        try:
+            _print_events(follow, after, limit, fmt, interval, database, ctrl_c)
+        except KeyboardInterrupt:  # a second Ctrl-C, or one without our handler
+            return
+
+
+def _print_events(
+    follow: bool,
+    after: int | None,
+    limit: int | None,
+    fmt: str,
+    interval: float,
+    database: str | None,
+    ctrl_c: _CtrlC,
+) -> None:
+    from microsip_bridge.store.engine import reading
+    from microsip_bridge.store.repo import cursor_before_newest, events_after
 
     engine = open_store(database)
     if engine is None:
@@ -275,7 +296,9 @@ def events(
         if not follow:
             return
         while engine is None:  # the daemon has not created it yet: wait for it
-            time.sleep(interval)
+            ctrl_c.pause(interval)
+            if ctrl_c.pressed:
+                return
             engine = open_store(database)
     write = event_json if fmt == "json" else event_line
     if fmt == "table":
@@ -284,10 +307,10 @@ def events(
         with reading(engine) as conn:
             cursor = after or 0
             if after is None and (limit is not None or follow):
-                cursor = _start_cursor(conn, limit or FOLLOW_BACKLOG)
+                cursor = cursor_before_newest(conn, limit or FOLLOW_BACKLOG)
             # --after with --limit: the first N after the cursor (paging through the log).
             budget = limit if (limit is not None and after is not None and not follow) else None
-            while True:
+            while not ctrl_c.pressed:
                 size = 1000 if budget is None else min(1000, budget)
                 page = events_after(conn, cursor, size)
                 for event in page:
@@ -303,8 +326,6 @@ def events(
                     continue
                 if not follow:
                     return
-                time.sleep(interval)
-    except KeyboardInterrupt:
-        return
+                ctrl_c.pause(interval)
     finally:
         engine.dispose()

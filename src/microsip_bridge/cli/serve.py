@@ -8,14 +8,15 @@ from pathlib import Path
 import click
 
 from microsip_bridge.cli._common import locate_files, state
+from microsip_bridge.config import DEFAULTS
 
 
 @click.command()
-@click.option("--host", help="Address to listen on (setting: host; default 127.0.0.1).")
+@click.option("--host", help=f"Address to listen on (setting: host; default {DEFAULTS['host']}).")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    help="Port to listen on; 0 picks a free one (setting: port; default 5797).",
+    help=f"Port to listen on; 0 picks a free one (setting: port; default {DEFAULTS['port']}).",
 )
 @click.option(
     "--database",

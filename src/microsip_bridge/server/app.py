@@ -18,7 +18,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -27,9 +26,10 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from microsip_bridge import __version__
-from microsip_bridge.calls.ingest import Ingestor, NotStoredError
+from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
-from microsip_bridge.errors import BridgeError
+from microsip_bridge.calls.writer import NotStoredError
+from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
 from microsip_bridge.model import EventRecord
 from microsip_bridge.server.security import (
     HostCheckMiddleware,
@@ -39,7 +39,7 @@ from microsip_bridge.server.security import (
     tokens_equal,
 )
 from microsip_bridge.server.settings import DaemonSettings
-from microsip_bridge.wire import EVENT_NAMES, HOOK_EVENTS_PATH, MAX_NUMBER_CHARS
+from microsip_bridge.wire import HOOK_EVENTS_PATH, record_schema
 
 HEALTH_PATH = "/api/v1/health"
 # The longest record the hook writes is about 6 KiB (a 1024-character number, fully escaped).
@@ -60,21 +60,19 @@ class Health(BaseModel):
     version: str
 
 
-_HOOK_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "event", "ts"],
-    "properties": {
-        "v": {"type": "integer", "enum": [1]},
-        "id": {"type": "string", "pattern": "^[0-9A-Za-z_.:-]{1,64}$"},
-        "event": {
-            "type": "string",
-            "enum": list(EVENT_NAMES),
-        },
-        "number": {"type": "string", "maxLength": MAX_NUMBER_CHARS},
-        "ts": {"type": "number", "description": "when the hook fired, Unix seconds"},
-        "pid": {"type": ["integer", "null"]},
-    },
+# What an error means to an HTTP client, mapped once (as cli/__init__.py maps errors to exit
+# codes): the entry of the most specific class in the error's MRO wins.
+HTTP_STATUS: dict[type[BridgeError], int] = {
+    NotStoredError: 503,  # not stored now: sending it again later is safe
+    MicroSIPRunningError: 409,
+    NotFoundError: 404,
+    BridgeError: 422,  # what the request asks for cannot be done as it is
 }
+
+
+def http_status(error: BridgeError) -> int:
+    """The HTTP status that answers ``error`` (:data:`HTTP_STATUS`)."""
+    return next(HTTP_STATUS[kind] for kind in type(error).__mro__ if kind in HTTP_STATUS)
 
 
 def create_app(
@@ -124,6 +122,10 @@ def create_app(
     app.state.token = token
     app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
 
+    @app.exception_handler(BridgeError)
+    async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=http_status(error))
+
     async def require_token(request: Request) -> None:
         # async: a plain def would be run in a worker thread, a hop on every hook event
         given = bearer_token(request.headers.get("authorization"))
@@ -148,7 +150,7 @@ def create_app(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _HOOK_EVENT_SCHEMA}},
+                "content": {"application/json": {"schema": record_schema()}},
             }
         },
     )
@@ -165,25 +167,15 @@ def create_app(
             data = json.loads(body)
         except (ValueError, RecursionError):
             raise HTTPException(400, "the body is not JSON") from None
-        try:
-            rec = EventRecord.from_spool(data, source="hook")
-            future = worker.submit(rec)
-        except NotStoredError as exc:
-            raise HTTPException(503, str(exc)) from None
-        except BridgeError as exc:
-            raise HTTPException(422, str(exc)) from None
-        waiting = asyncio.wrap_future(future)
+        rec = EventRecord.from_spool(data, source="hook")
+        waiting = asyncio.wrap_future(worker.submit(rec))
         try:
             # shield: a client that gives up must not cancel the event; it is stored anyway.
             result = await asyncio.wait_for(asyncio.shield(waiting), settings.commit_timeout)
         except TimeoutError:
-            raise HTTPException(
-                503, f"not committed within {settings.commit_timeout:g} s; sending it again is safe"
+            raise NotStoredError(
+                f"not committed within {settings.commit_timeout:g} s; sending it again is safe"
             ) from None
-        except NotStoredError as exc:
-            raise HTTPException(503, str(exc)) from None
-        except BridgeError as exc:
-            raise HTTPException(422, str(exc)) from None
         return JSONResponse(
             {"cursor": result.cursor, "duplicate": result.duplicate, "call_id": result.call_id},
             status_code=202,

@@ -2,47 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from microsip_bridge.config import DEFAULTS
 from microsip_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
     from microsip_bridge.config import Config
 
-# The config.toml settings the daemon reads (declared, with defaults and help, in config.py).
-SETTING_NAMES = (
-    "host",
-    "port",
-    "database",
-    "reject_timeout",
-    "spool_interval",
-    "sweep_interval",
-)
 # How long the ingestion endpoint waits for the commit before answering 503 (the hook itself
 # gives up after 0.5 s and spools; other clients may wait this long).
 COMMIT_TIMEOUT = 5.0
-DEFAULT_HOST = "127.0.0.1"
-# Not registered with IANA and not used by common servers (5797 is free in /etc/services).
-DEFAULT_PORT = 5797
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
 
 
 @dataclass(frozen=True, slots=True)
 class DaemonSettings:
-    """Everything ``serve`` needs. ``database`` empty: SQLite ``bridge.db`` in ``home``.
-    ``ini``: MicroSIP's microsip.ini for reconciliation and the sweep (None: none).
-    Times in seconds."""
+    """Everything ``serve`` needs; the defaults are config.py's. ``database`` empty: SQLite
+    ``bridge.db`` in ``home``. ``ini``: MicroSIP's microsip.ini for reconciliation and the
+    sweep (None: none). Times in seconds."""
 
     home: Path
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    database: str = ""
+    host: str = DEFAULTS["host"]
+    port: int = DEFAULTS["port"]
+    database: str = DEFAULTS["database"]
     ini: Path | None = None
-    reject_timeout: float = 15.0
-    spool_interval: float = 5.0
-    sweep_interval: float = 60.0
+    reject_timeout: float = DEFAULTS["reject_timeout"]
+    spool_interval: float = DEFAULTS["spool_interval"]
+    sweep_interval: float = DEFAULTS["sweep_interval"]
     commit_timeout: float = COMMIT_TIMEOUT
 
     def __post_init__(self) -> None:
@@ -59,9 +48,10 @@ class DaemonSettings:
     def from_config(cls, config: Config, home: Path, **overrides: Any) -> DaemonSettings:
         """The settings in ``config`` (declared in config.SETTINGS); ``overrides`` that are not
         None win (the CLI's options). Raises BridgeError for values out of range."""
-        values: dict[str, Any] = {name: config[name] for name in SETTING_NAMES}
-        for name in ("reject_timeout", "spool_interval", "sweep_interval"):
-            values[name] = float(values[name])
+        # As declared: a Config built in code may hold 15 for a setting declared as 15.0.
+        values: dict[str, Any] = {
+            name: type(DEFAULTS[name])(config[name]) for name in SETTING_NAMES
+        }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(home=home, **values)
 
@@ -80,3 +70,7 @@ class DaemonSettings:
         if self.host in WILDCARD_HOSTS:
             return "::1" if ":" in self.host else "127.0.0.1"
         return self.host
+
+
+# The config.toml settings the daemon reads: its fields that config.py declares.
+SETTING_NAMES = tuple(f.name for f in fields(DaemonSettings) if f.name in DEFAULTS)

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.store.schema import metadata
+from microsip_bridge.store.schema import events, metadata
 from microsip_bridge.wire import bridge_home
 
 if TYPE_CHECKING:
@@ -158,6 +160,33 @@ def _first_line(exc: BaseException) -> str:
 def database_error(engine: Engine, exc: DBAPIError) -> BridgeError:
     """A one-line :class:`BridgeError` for a driver error on ``engine``'s database."""
     return BridgeError(f"database error on {safe_url(engine.url)}: {_first_line(exc)}")
+
+
+def open_log(url: str | None, home: Path) -> Engine | None:
+    """An engine on the call log at ``url`` (None: ``bridge.db`` in ``home``), or None when
+    there is no call log there yet (no file, or no tables: the daemon creates them at its first
+    start). A reader creates nothing."""
+    if url is None and not (home / DB_NAME).is_file():
+        return None
+    engine = make_engine(url, home)
+    try:
+        if not inspect(engine).has_table(events.name):
+            engine.dispose()
+            return None
+    except DBAPIError as exc:
+        engine.dispose()
+        raise database_error(engine, exc) from None
+    return engine
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection to read with, whose driver errors become one-line BridgeErrors."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except DBAPIError as exc:
+        raise database_error(engine, exc) from None
 
 
 def alembic_config(stdout: TextIO | None = None) -> Config:

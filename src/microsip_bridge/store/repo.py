@@ -215,6 +215,22 @@ def call_events(conn: Connection, call_id: str) -> list[StoredEvent]:
     return [_stored_event(row) for row in conn.execute(query)]
 
 
+def event_call_id(conn: Connection, uid: str) -> str | None:
+    """The call event ``uid`` is linked to (``None``: no such event, or linked to no call)."""
+    call_id: str | None = conn.execute(
+        select(events.c.call_id).where(events.c.uid == uid)
+    ).scalar_one_or_none()
+    return call_id
+
+
+def cursor_before_newest(conn: Connection, count: int) -> int:
+    """The cursor just before the newest ``count`` events (0 when the log holds no more): a
+    reader that passes it to :func:`events_after` gets the last ``count`` events."""
+    query = select(events.c.cursor).order_by(events.c.cursor.desc()).limit(1).offset(count)
+    before = conn.execute(query).scalar_one_or_none()
+    return 0 if before is None else int(before)
+
+
 def max_cursor(conn: Connection) -> int:
     """The highest cursor in the log (0 when it is empty)."""
     value = conn.execute(select(func.max(events.c.cursor))).scalar_one_or_none()

@@ -1,0 +1,256 @@
+"""The call log's transactions: events into the log, through the call-state model, into calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from microsip_bridge.calls.state import CallTracker
+from microsip_bridge.errors import BridgeError
+from microsip_bridge.model import Call, Event, EventRecord
+from microsip_bridge.store import repo
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+logger = logging.getLogger("microsip_bridge.ingest")
+
+_TERMINAL = (Event.BUSY, Event.END)
+_U_FFFD = "\ufffd"
+
+# Finishes the calls that just ended (their ids in the set) before they are saved: gets the
+# tracker and the changed calls, returns the calls to save.
+Completer = Callable[[CallTracker, list[Call], set[str | None]], list[Call]]
+
+
+def clean_number(number: str) -> tuple[str, bytes | None]:
+    """``number`` as storable text, and the raw bytes it stood for when it was not text.
+
+    A hook on Linux receives argv bytes that are not UTF-8 as lone surrogates U+DC80..U+DCFF
+    (``surrogateescape``); a JSON client can send any lone surrogate. No database stores them,
+    and MicroSIP on Windows would itself have shown U+FFFD (pjsip's UTF-8 to UTF-16
+    conversion). So the escaped bytes are put back and decoded with U+FFFD for each bad
+    sequence, as ``bytes.decode("utf-8", "replace")`` does, and any other lone surrogate
+    becomes U+FFFD; the daemon logs the raw bytes. Valid text is returned as it is, with
+    ``None``.
+    """
+    try:
+        number.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return number, None
+    raw = bytearray()
+    for char in number:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            raw.append(code - 0xDC00)
+        elif 0xD800 <= code <= 0xDFFF:
+            raw += _U_FFFD.encode("utf-8")
+        else:
+            raw += char.encode("utf-8")
+    data = bytes(raw)
+    return data.decode("utf-8", "replace"), data
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What became of one event: its cursor in the log, whether the log had it already, and
+    the call it belongs to (``None`` when the tracker no longer remembers it and the log has no
+    link)."""
+
+    uid: str
+    cursor: int
+    duplicate: bool
+    call_id: str | None
+
+
+class Recorder:
+    """Writes events and calls to the store, with the call-state model in step.
+
+    One :meth:`write` is one transaction that records events in the event log
+    (``store.repo.record_events``: a uid seen before is a duplicate and changes nothing), feeds
+    the new ones to the tracker, lets ``complete`` finish the calls they ended (reconciliation
+    with ``[Calls]``, calls/sweep.py), and saves the changed calls with their events linked. If
+    a transaction fails (the database went away, the disk is full), the tracker is rebuilt from
+    the store before the error goes on, so memory never runs ahead of the database.
+
+    ``tracker``: the call-state model it owns from now on (do not feed it elsewhere).
+    ``clock`` gives Unix seconds (the hook's clock), for received times and timeouts.
+    ``make_tracker`` builds an empty tracker like ``tracker`` (used to rebuild after a failed
+    transaction; default: same timeouts). ``complete``: see :data:`Completer` (None: calls are
+    saved as the events left them). Not thread-safe: one writer thread uses it.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        tracker: CallTracker,
+        *,
+        clock: Callable[[], float],
+        make_tracker: Callable[[], CallTracker] | None = None,
+        complete: Completer | None = None,
+    ) -> None:
+        self.engine = engine
+        self.tracker = tracker
+        self.clock = clock
+        self._make_tracker = make_tracker or _same_kind_of_tracker(tracker)
+        self._complete = complete
+        self._stale = False  # the tracker must be reloaded from the store before it is fed
+
+    # --- the tracker and the store ------------------------------------------------------------
+
+    def load(self) -> None:
+        """Give the tracker the calls that may still get events: the open ones and those that
+        ended within its ``keep_closed`` window, with their events from the log."""
+        now = self.clock()
+        keep = self.tracker.keep_closed
+        with self.engine.connect() as conn:
+            calls = repo.open_calls(conn)
+            recent = [
+                c
+                for c in repo.list_calls(conn, since=now - keep - self.tracker.stale_timeout)
+                if not c.is_open and c.updated_at >= now - keep
+            ]
+            every = calls + recent
+            linked = [
+                (e.call_id or c.call_id, e.event, e.ts)
+                for c in every
+                for e in repo.call_events(conn, c.call_id)
+            ]
+        self.tracker.load(every, linked)
+        if every:
+            logger.info("continuing %d open and %d recent calls", len(calls), len(recent))
+
+    def ensure_loaded(self) -> None:
+        """Reload the tracker if a failed transaction left it behind the store: an empty
+        tracker must never take events, it would split calls in two."""
+        if self._stale:
+            self.load()
+            self._stale = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on the store; if it fails, the tracker is rebuilt from the store."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except Exception:
+            self._recover()
+            raise
+
+    def _recover(self) -> None:
+        """After a failed transaction: a tracker rebuilt from what the store really has. If
+        the store cannot be read now, the next write tries again first
+        (:meth:`ensure_loaded`)."""
+        self.tracker = self._make_tracker()
+        self._stale = True
+        try:
+            self.ensure_loaded()
+        except Exception as exc:
+            logger.error("could not reload the calls from the store: %s", exc)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write(self, recs: Sequence[EventRecord]) -> list[IngestResult | BridgeError]:
+        """Record ``recs``, apply the new ones, save the calls: one transaction. An event the
+        store refuses gets its :class:`BridgeError` as its result; any other failure raises
+        (and nothing of the batch is stored)."""
+        try:
+            return self._write(recs)
+        except Exception:
+            self._recover()
+            raise
+
+    def _write(self, recs: Sequence[EventRecord]) -> list[IngestResult | BridgeError]:
+        self.ensure_loaded()
+        recs = [self._clean(rec) for rec in recs]
+        now = self.clock()
+        with self.engine.begin() as conn:
+            stored = self._record(conn, recs, now)
+            fresh = [
+                rec
+                for rec, s in zip(recs, stored, strict=True)
+                if isinstance(s, tuple) and not s[1]
+            ]
+            tracker = self.tracker
+            changed = tracker.feed_many(fresh)
+            if self._complete is not None:
+                ended = {tracker.call_id_of(rec.uid) for rec in fresh if rec.event in _TERMINAL}
+                changed = self._complete(tracker, changed, ended)
+            for call in changed:
+                repo.save_call(conn, call)
+            results: list[IngestResult | BridgeError] = []
+            for rec, s in zip(recs, stored, strict=True):
+                if isinstance(s, BridgeError):
+                    results.append(s)
+                    continue
+                cursor, duplicate = s
+                call_id = tracker.call_id_of(rec.uid)
+                if call_id is None and duplicate:
+                    call_id = repo.event_call_id(conn, rec.uid)
+                results.append(IngestResult(rec.uid, cursor, duplicate, call_id))
+        return results
+
+    @staticmethod
+    def _clean(rec: EventRecord) -> EventRecord:
+        number, raw = clean_number(rec.number)
+        if raw is None:
+            return rec
+        logger.warning(
+            "event %s (%s): the number held bytes that are not UTF-8, stored with U+FFFD; "
+            "raw bytes: %s",
+            rec.uid,
+            rec.event.value,
+            raw.hex(" "),
+        )
+        return dataclasses.replace(rec, number=number)
+
+    @staticmethod
+    def _record(
+        conn: Connection, recs: Sequence[EventRecord], now: float
+    ) -> list[tuple[int, bool] | BridgeError]:
+        try:
+            if len(recs) == 1:
+                # The common case (one hook at a time): the single insert is cheaper.
+                return [repo.record_event(conn, recs[0], received_at=now)]
+            return list(repo.record_events(conn, recs, received_at=now))
+        except BridgeError:
+            pass
+        # One record the store refuses (record_events checks all before writing anything):
+        # store the others, refuse that one.
+        out: list[tuple[int, bool] | BridgeError] = []
+        for rec in recs:
+            try:
+                out.append(repo.record_event(conn, rec, received_at=now))
+            except BridgeError as exc:
+                logger.warning("event %s refused: %s", rec.uid, exc)
+                out.append(exc)
+        return out
+
+    def expire(self) -> list[Call]:
+        """Apply the tracker's timeouts now (lone ``incoming`` rejected, stale calls unknown)
+        and save the calls they closed; returns them."""
+        self.ensure_loaded()
+        closed = self.tracker.expire(self.clock())
+        if closed:
+            with self.transaction() as conn:
+                for call in closed:
+                    repo.save_call(conn, call)
+        return closed
+
+
+def _same_kind_of_tracker(tracker: CallTracker) -> Callable[[], CallTracker]:
+    def make() -> CallTracker:
+        return CallTracker(
+            reject_timeout=tracker.reject_timeout,
+            stale_timeout=tracker.stale_timeout,
+            reorder_window=tracker.reorder_window,
+            keep_closed=tracker.keep_closed,
+        )
+
+    return make
