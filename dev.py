@@ -32,6 +32,8 @@ VENV = ROOT / ".venv"
 STAMP = VENV / ".microsip-bridge-installed"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
+# The real-world test corpus stays outside the repository, beside the clone (tests/conftest.py).
+CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 def say(msg: str) -> None:
@@ -179,6 +181,16 @@ def start_postgres(env: dict[str, str]) -> list[str] | None:
     return ["bash", str(script), "stop"]
 
 
+def check_corpus(env: dict[str, str]) -> None:
+    """Say whether the tests over the real-world corpus run; MSB_REQUIRE_CORPUS=1 (CI) needs it."""
+    if CORPUS.is_dir():
+        say(f"the real-world corpus is beside this clone ({CORPUS}): its tests run too")
+    elif env.get("MSB_REQUIRE_CORPUS") == "1":
+        sys.exit(f"[dev] MSB_REQUIRE_CORPUS=1 but there is no real-world corpus at {CORPUS}")
+    else:
+        say("no real-world corpus beside this clone (../shared/corpus): its tests are skipped")
+
+
 def test(args: list[str]) -> int:
     env = venv_env()
     checks: list[tuple[str, list[str | Path]]] = [
@@ -195,6 +207,7 @@ def test(args: list[str]) -> int:
     try:
         for name, cmd in checks:
             if name == "pytest":
+                check_corpus(env)
                 stop_pg = start_postgres(env)
             say(f"--- {name}")
             rc = run(*cmd, check=False, env=env)

@@ -9,11 +9,10 @@ import json
 import random
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from microsip_bridge.cli.history import format_duration, to_table
@@ -52,6 +51,9 @@ CRLF = "\r\n"
 UTC = dt.UTC
 SASAMOSENKO = Path("ini") / "real-sasamosenko-3.2x.microsip.ini"
 MICROTALK = Path("ini") / "real-microtalk-ng-2016.microsip.ini"
+# Ours, of the same shapes (tests/fixture_files.py): a 3.21 history and a 2016 fork's.
+HISTORY = Path("ini") / "history-3.21.microsip.ini"
+FORK = Path("ini") / "fork-2016.microsip.ini"
 WRAPPED_FILE = Path(__file__).resolve().parent / "data" / "microsip-wrapped.ini"
 
 
@@ -181,16 +183,42 @@ def wrapped() -> IniDocument:
 # --- the real world ---------------------------------------------------------------------------
 
 
-def test_sasamosenko_history_has_all_44_calls(corpus: Path) -> None:
-    # Written by MicroSIP 3.2x: slots 0-43, callsLastKey=43 (corpus README, facts §5).
-    history = read_history(IniDocument.load(corpus / SASAMOSENKO))
+@pytest.mark.parametrize(
+    ("sample", "count", "latest_name"),
+    [(f"data/{HISTORY}", 30, "SALES DESK"), (f"corpus/{SASAMOSENKO}", 44, "TEST")],
+    indirect=["sample"],
+)
+def test_a_3_2x_history_has_all_its_calls(sample: Path, count: int, latest_name: str) -> None:
+    # Written by MicroSIP 3.2x: slots 0 to count-1, callsLastKey=count-1 (facts §5).
+    history = read_history(IniDocument.load(sample))
     assert history.problems == ()
-    assert len(history.entries) == 44
-    assert [e.key for e in history.entries] == list(range(44))
-    assert (history.last_key, history.next_key, history.last_key_inferred) == (43, 44, False)
+    assert len(history.entries) == count
+    assert [e.key for e in history.entries] == list(range(count))
+    assert (history.last_key, history.next_key, history.last_key_inferred) == (
+        count - 1,
+        count,
+        False,
+    )
     latest = history.latest
     assert latest is not None
-    assert (latest.key, latest.name, latest.type) == (43, "TEST", CallType.INCOMING)
+    assert (latest.key, latest.name, latest.type) == (count - 1, latest_name, CallType.INCOMING)
+
+
+def test_a_3_21_history_keeps_cyrillic_type_3_and_empty_info(data_dir: Path) -> None:
+    history = read_history(IniDocument.load(data_dir / HISTORY))
+    first = history.get(0)
+    assert first == CallEntry(
+        0, "2231405", "Бухгалтерия (Иванова)", CallType.INCOMING, 1730102400, 0, ""
+    )
+    assert first.started_at == dt.datetime(2024, 10, 28, 8, 0, 0, tzinfo=UTC)
+    elsewhere = history.get(28)
+    assert elsewhere is not None
+    # Type 3 is S22 only (facts §5); it must not be clamped to outgoing as S19/S20 do.
+    assert elsewhere.type is CallType.ANSWERED_ELSEWHERE
+    assert elsewhere.info == "Answered Elsewhere"
+    assert history.get(6) == CallEntry(
+        6, "queue-7723", "5096612", CallType.OUTGOING, 1740000000, 31, "Call Ended"
+    )
 
 
 def test_sasamosenko_cyrillic_name_type_3_and_empty_info(corpus: Path) -> None:
@@ -210,16 +238,37 @@ def test_sasamosenko_cyrillic_name_type_3_and_empty_info(corpus: Path) -> None:
     )
 
 
-def test_sasamosenko_calls_in_the_same_second_keep_ring_order(corpus: Path) -> None:
-    doc = IniDocument.load(corpus / SASAMOSENKO)
+@pytest.mark.parametrize(
+    ("sample", "second", "pair"),
+    [(f"data/{HISTORY}", 1750086460, [12, 13]), (f"corpus/{SASAMOSENKO}", 1771493012, [20, 21])],
+    indirect=["sample"],
+)
+def test_calls_in_the_same_second_keep_ring_order(
+    sample: Path, second: int, pair: list[int]
+) -> None:
+    doc = IniDocument.load(sample)
     history = read_history(doc)
     keys = [e.key for e in history.entries]
-    same = [e for e in history.entries if e.time == 1771493012]
-    assert [e.key for e in same] == [20, 21]
+    same = [e for e in history.entries if e.time == second]
+    assert [e.key for e in same] == pair
     # The order comes from the ring, not from the order the pairs arrive in.
     shuffled = list(reversed(doc.items("Calls")))
-    again = parse_history(shuffled, 43)
+    again = parse_history(shuffled, history.last_key)
     assert [e.key for e in again.entries] == keys
+
+
+def test_a_2016_fork_without_callsLastKey(data_dir: Path) -> None:
+    # No callsLastKey, infos mostly empty: the last key is inferred as below.
+    history = read_history(IniDocument.load(data_dir / FORK))
+    assert history.problems == ()
+    assert len(history.entries) == 12
+    assert history.last_key_inferred
+    assert (history.last_key, history.next_key) == (11, 12)
+    assert [e.key for e in history.entries] == list(range(12))
+    assert history.get(0) == CallEntry(0, "100", "100", CallType.OUTGOING, 1457000000, 3, "")
+    assert [e.key for e in history.entries if e.type is CallType.MISSED] == [4, 9]
+    assert history.get(5) is not None
+    assert history.get(5).info == "Request Terminated"  # type: ignore[union-attr]
 
 
 def test_microtalk_2016_fork_without_callsLastKey(corpus: Path) -> None:
@@ -249,56 +298,76 @@ def test_calls_sharing_the_greatest_time_without_callsLastKey() -> None:
     assert append_entry(doc, "1", "x", CallType.OUTGOING, 300) == 2
 
 
-def test_appending_to_the_2016_file_starts_callsLastKey(corpus: Path) -> None:
-    doc = IniDocument.load(corpus / MICROTALK)
+@pytest.mark.parametrize(
+    ("sample", "count"),
+    [(f"data/{FORK}", 12), (f"corpus/{MICROTALK}", 11)],
+    indirect=["sample"],
+)
+def test_appending_to_the_2016_file_starts_callsLastKey(sample: Path, count: int) -> None:
+    doc = IniDocument.load(sample)
     key = append_entry(doc, "555", "555", CallType.OUTGOING, 1458200000, 3, "Call Ended")
-    assert key == 11
-    assert doc.get("Settings", "callsLastKey") == "11"
+    assert key == count
+    assert doc.get("Settings", "callsLastKey") == str(count)
     history = read_history(doc)
     assert not history.last_key_inferred
-    assert len(history.entries) == 12
+    assert len(history.entries) == count + 1
     assert history.latest == history.entries[-1]
     assert history.latest == CallEntry(
-        11, "555", "555", CallType.OUTGOING, 1458200000, 3, "Call Ended"
+        count, "555", "555", CallType.OUTGOING, 1458200000, 3, "Call Ended"
     )
 
 
-def test_every_corpus_ini_reads_without_a_skipped_entry(corpus: Path) -> None:
-    files = sorted((corpus / "ini").rglob("*.ini"))
-    assert len(files) >= 5
-    for path in files:
-        history = read_history(IniDocument.load(path))
-        assert [p for p in history.problems if p.skipped] == [], path.name
+@pytest.mark.samples("ini/**/*.ini")
+def test_every_sample_ini_reads_without_a_skipped_entry(sample: Path) -> None:
+    history = read_history(IniDocument.load(sample))
+    assert [p for p in history.problems if p.skipped] == []
 
 
-def test_exports_of_a_real_history_parse_back(corpus: Path) -> None:
-    history = read_history(IniDocument.load(corpus / SASAMOSENKO))
+@pytest.mark.parametrize(
+    ("sample", "newest", "elsewhere", "oldest"),
+    [
+        (
+            f"data/{HISTORY}",
+            ["in", "SALES DESK", "5096612", "1760000000", "0", "Gone"],
+            ["else", "Sales desk", "5096612", "1751090400", "0", "Answered Elsewhere"],
+            ["in", "Бухгалтерия (Иванова)", "2231405", "1730102400", "0", ""],
+        ),
+        (
+            f"corpus/{SASAMOSENKO}",
+            ["in", "TEST", "8701382953", "1783164880", "0", "Gone"],
+            ["else", "test", "8701382953", "1772793409", "0", "Answered Elsewhere"],
+            ["in", "Hard (Академическая)", "8656420197", "1718273159", "0", ""],
+        ),
+    ],
+    indirect=["sample"],
+)
+def test_exports_of_a_real_history_parse_back(
+    sample: Path, newest: list[str], elsewhere: list[str], oldest: list[str]
+) -> None:
+    # The newest call was incoming, the one before it answered elsewhere (type 3).
+    history = read_history(IniDocument.load(sample))
+    count = len(history.entries)
     # MicroSIP's CSV export: UTF-8 with a BOM, newest first like its list (facts §5).
     data = to_microsip_csv(history.entries).encode("utf-8")
     assert data.startswith(b"\xef\xbb\xbfType,Name,Number,Time,Duration,Info\r\n")
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-    assert len(rows) == 45
-    assert rows[1] == ["in", "TEST", "8701382953", "1783164880", "0", "Gone"]
-    assert rows[2] == ["else", "test", "8701382953", "1772793409", "0", "Answered Elsewhere"]
-    assert rows[-1] == ["in", "Hard (Академическая)", "8656420197", "1718273159", "0", ""]
+    assert len(rows) == count + 1
+    assert rows[1] == newest
+    assert rows[2] == elsewhere
+    assert rows[-1] == oldest
 
     root = ET.fromstring(to_microsip_xml(history.entries).encode("utf-8"))
     calls = root.findall("call")
     assert root.tag == "calls"
-    assert len(calls) == 44
-    assert calls[-1].attrib == {
-        "type": "in",
-        "name": "Hard (Академическая)",
-        "number": "8656420197",
-        "time": "1718273159",
-        "duration": "0",
-        "info": "",
-    }
+    assert len(calls) == count
+    assert calls[-1].attrib == dict(
+        zip(("type", "name", "number", "time", "duration", "info"), oldest, strict=True)
+    )
 
     records = json.loads(to_json(history.entries))
-    assert [r["key"] for r in records] == list(range(44))
-    assert records[42]["type"] == "answered_elsewhere"
-    assert records[42]["type_code"] == 3
+    assert [r["key"] for r in records] == list(range(count))
+    assert records[count - 2]["type"] == "answered_elsewhere"
+    assert records[count - 2]["type_code"] == 3
 
 
 # --- the wrapped ring -------------------------------------------------------------------------
@@ -766,6 +835,22 @@ def test_clear_history_keeps_the_ring_pointer(wrapped: IniDocument) -> None:
 # --- filters ----------------------------------------------------------------------------------
 
 
+def test_filters_on_a_3_21_history(data_dir: Path) -> None:
+    entries = read_history(IniDocument.load(data_dir / HISTORY)).entries
+    missed = filter_entries(entries, types={CallType.MISSED})
+    assert [e.key for e in missed] == [19, 22]
+    same_second = dt.datetime.fromtimestamp(1750086460, UTC)
+    assert [e.key for e in filter_entries(entries, since=same_second)][:2] == [12, 13]
+    assert [e.key for e in filter_entries(entries, until=same_second)][-1] == 11
+    assert [e.key for e in filter_entries(entries, number="RECEPTION")] == [1, 2]
+    assert [e.key for e in filter_entries(entries, number="0911")] == [14, 17]
+    # MicroSIP's search box: name or number, case-insensitive (Cyrillic too).
+    assert [e.key for e in filter_entries(entries, text="БУХГАЛ")] == [0, 5]
+    combined = filter_entries(entries, since=same_second, types=[1], number="5096", text="sales")
+    assert [e.key for e in combined] == [15, 16, 18, 20, 21, 23, 25, 26, 27, 29]
+    assert filter_entries(entries) == list(entries)
+
+
 def test_filters_on_a_real_history(corpus: Path) -> None:
     entries = read_history(IniDocument.load(corpus / SASAMOSENKO)).entries
     missed = filter_entries(entries, types={CallType.MISSED})
@@ -799,9 +884,12 @@ def test_filters_on_a_real_history(corpus: Path) -> None:
     assert filter_entries(entries) == list(entries)
 
 
-def test_a_naive_datetime_filter_is_local_time(corpus: Path) -> None:
-    entries = read_history(IniDocument.load(corpus / SASAMOSENKO)).entries
-    naive = dt.datetime(2026, 3, 5, 12, 0, 0)
+@pytest.mark.parametrize("sample", [f"data/{HISTORY}", f"corpus/{SASAMOSENKO}"], indirect=True)
+def test_a_naive_datetime_filter_is_local_time(sample: Path) -> None:
+    entries = read_history(IniDocument.load(sample)).entries
+    # Noon, local time, of the day of the middle call.
+    middle = dt.datetime.fromtimestamp(entries[len(entries) // 2].time)
+    naive = middle.replace(hour=12, minute=0, second=0)
     assert filter_entries(entries, since=naive) == filter_entries(entries, since=naive.astimezone())
 
 
@@ -1112,9 +1200,21 @@ def test_a_clean_entry_round_trips_exactly(entry: CallEntry) -> None:
     assert parse_entry(entry.key, format_entry(entry)) == entry
 
 
-@settings(max_examples=30)
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "data/microsip-wrapped.ini",
+        f"data/{HISTORY}",
+        f"data/{FORK}",
+        f"corpus/{SASAMOSENKO}",
+        f"corpus/{MICROTALK}",
+    ],
+    indirect=True,
+)
+# The sample fixture only names a file, so it needs no reset between examples.
+@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    base=st.sampled_from(["new", "wrapped", "sasamosenko", "microtalk"]),
+    new=st.booleans(),
     number=st.from_regex(r"[0-9+*#@a-z.]{1,20}", fullmatch=True),
     name=st.text(max_size=30),
     call_type=st.sampled_from(CallType),
@@ -1123,8 +1223,8 @@ def test_a_clean_entry_round_trips_exactly(entry: CallEntry) -> None:
     info=st.text(max_size=30),
 )
 def test_an_appended_call_reads_back_as_the_newest(
-    corpus: Path,
-    base: str,
+    sample: Path,
+    new: bool,
     number: str,
     name: str,
     call_type: CallType,
@@ -1132,13 +1232,8 @@ def test_an_appended_call_reads_back_as_the_newest(
     duration: int,
     info: str,
 ) -> None:
-    makers: dict[str, Callable[[], IniDocument]] = {
-        "new": IniDocument.new,
-        "wrapped": lambda: IniDocument.from_bytes(wrapped_ini_bytes()),
-        "sasamosenko": lambda: IniDocument.load(corpus / SASAMOSENKO),
-        "microtalk": lambda: IniDocument.load(corpus / MICROTALK),
-    }
-    doc = makers[base]()
+    # Appended to what MicroSIP creates, or to a file with a history.
+    doc = IniDocument.new() if new else IniDocument.load(sample)
     before = read_history(doc)
     when = max((e.time for e in before.entries), default=0) + later
     key = append_entry(doc, number, name, call_type, when, duration, info)

@@ -99,13 +99,13 @@ def test_doctor_reports_a_damaged_ini_and_exits_1(
     assert "Traceback" not in out + err
 
 
-def test_doctor_on_real_world_inis(capsys: pytest.CaptureFixture[str], corpus: Path) -> None:
-    for ini in sorted((corpus / "ini").glob("*.ini")):
-        code, out, err = run(capsys, "doctor", "--ini", str(ini), "--format", "json")
-        report = json.loads(out)
-        assert report["ini"]["encoding"] == "UTF-16LE with BOM", ini.name
-        assert "Traceback" not in err
-        assert code in (0, 1)
+@pytest.mark.samples("ini/*.ini")
+def test_doctor_on_real_world_inis(capsys: pytest.CaptureFixture[str], sample: Path) -> None:
+    code, out, err = run(capsys, "doctor", "--ini", str(sample), "--format", "json")
+    report = json.loads(out)
+    assert report["ini"]["encoding"] == "UTF-16LE with BOM"
+    assert "Traceback" not in err
+    assert code in (0, 1)
 
 
 # --- history ----------
@@ -301,12 +301,17 @@ def test_contacts_export_formats(
     assert "Smith &" in text or "Smith &amp;" in text or "Smith \\u0026" in text
 
 
+@pytest.mark.parametrize(
+    "sample",
+    ["data/vcard/gmail-3.0.vcf", "corpus/vcard/real-ezvcard-gmail-3.0.vcf"],
+    indirect=True,
+)
 def test_contacts_import_dry_run_then_merge(
-    capsys: pytest.CaptureFixture[str], folder: Path, corpus: Path
+    capsys: pytest.CaptureFixture[str], folder: Path, sample: Path
 ) -> None:
     contacts = folder / "Contacts.xml"
     original = contacts.read_bytes()
-    source = corpus / "vcard" / "real-ezvcard-gmail-3.0.vcf"
+    source = sample
     code, out, _ = run(
         capsys, "contacts", "import", str(source), "--microsip", str(folder), "--dry-run"
     )
@@ -323,12 +328,17 @@ def test_contacts_import_dry_run_then_merge(
     assert len(read_contacts(contacts).contacts) == len(after)
 
 
+@pytest.mark.parametrize(
+    "sample",
+    ["data/csv/outlook-emails-only.csv", "corpus/csv/real-roundcube-outlook-emails-only.csv"],
+    indirect=True,
+)
 def test_contacts_import_refuses_a_file_without_numbers(
-    capsys: pytest.CaptureFixture[str], folder: Path, corpus: Path
+    capsys: pytest.CaptureFixture[str], folder: Path, sample: Path
 ) -> None:
     contacts = folder / "Contacts.xml"
     original = contacts.read_bytes()
-    source = corpus / "csv" / "real-roundcube-outlook-emails-only.csv"
+    source = sample
     code, _, err = run(capsys, "contacts", "import", str(source), "--microsip", str(folder))
     assert code == 1
     assert str(source) in err
@@ -353,10 +363,13 @@ def test_contacts_import_needs_a_file_name_or_format_it_knows(
     assert "1 added" in out
 
 
+@pytest.mark.parametrize(
+    "sample", ["data/csv/google.csv", "corpus/csv/real-roundcube-google.csv"], indirect=True
+)
 def test_contacts_import_replace_report_json(
-    capsys: pytest.CaptureFixture[str], folder: Path, corpus: Path
+    capsys: pytest.CaptureFixture[str], folder: Path, sample: Path
 ) -> None:
-    source = corpus / "csv" / "real-roundcube-google.csv"
+    source = sample
     code, out, _ = run(
         capsys,
         "contacts",

@@ -21,13 +21,6 @@ from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_csv import HEADER, export_csv
 from microsip_bridge.microsip.contacts_xml import prepare_contact
 
-CSV_FILES = (
-    "real-index-google-outlookcsv.csv",
-    "real-index-outlook-live.csv",
-    "real-roundcube-google.csv",
-    "real-roundcube-outlook-emails-only.csv",
-    "real-roundcube-thunderbird.csv",
-)
 # An independent reading of "a phone number column": any header naming a phone, fax, pager...
 # but not Google's "Phone N - Type" label columns.
 _PHONE_COLUMN = re.compile(
@@ -63,22 +56,42 @@ def by_name(result: ImportResult) -> dict[str, Contact]:
     return {contact.name: contact for contact in result.contacts}
 
 
-# --- the corpus --------------------------------------------------------------------------------
+# --- real-world exports: ours (tests/data/csv) and the corpus's -----------------------------
 
 
-@pytest.mark.parametrize("name", CSV_FILES)
-def test_every_phone_number_in_the_corpus_ends_up_in_a_contact_or_the_report(
-    corpus: Path, name: str
+@pytest.mark.samples("csv/*.csv")
+def test_every_phone_number_in_the_samples_ends_up_in_a_contact_or_the_report(
+    sample: Path,
 ) -> None:
-    data = (corpus / "csv" / name).read_bytes()
+    data = sample.read_bytes()
     values = list(phone_values(data))
-    if name == "real-roundcube-outlook-emails-only.csv":
+    if sample.name.endswith("outlook-emails-only.csv"):
         assert values == []  # the file the importer must refuse has, indeed, no number at all
         return
     assert values, "the oracle found no numbers: it is broken"
     result = import_csv(data)
     missing = [v for v in values if not accounted_for(result, *v)]
     assert missing == []
+
+
+def test_google_outlook_csv_export_of_ours(data_dir: Path) -> None:
+    result = import_csv((data_dir / "csv" / "google-outlook.csv").read_bytes())
+    contacts = by_name(result)
+    assert list(contacts) == ["Ingrid Berg", "Lars Berg", "Sigrid Dahl", "Åse Lund"]
+    ingrid = contacts["Ingrid Berg"]
+    # "Mobile Phone" is MicroSIP's mobile alias; ContactPrepare copies it into number (§4.2).
+    assert (ingrid.number, ingrid.phone, ingrid.mobile) == ("40000101", "", "40000101")
+    assert ingrid.starred  # Google's "starred" category
+    assert not contacts["Lars Berg"].starred
+    sigrid = contacts["Sigrid Dahl"]
+    # A quoted multi-line field: MicroSIP's reader could not take it (facts §4.5); we do.
+    assert sigrid.address == "Storgata 1\nTromsø, 9008\nNorway"
+    assert (sigrid.city, sigrid.zip, sigrid.email) == ("Tromsø", "9008", "sigrid@example.invalid")
+    assert contacts["Åse Lund"].address.startswith("Fjordveien 2B\n")
+    # Row 4 has only an e-mail address: skipped, and said so.
+    assert [str(n) for n in result.report] == [
+        "row 4: 'info@example.invalid' has no phone number; skipped"
+    ]
 
 
 def test_google_outlook_csv_export(corpus: Path) -> None:
@@ -101,6 +114,16 @@ def test_google_outlook_csv_export(corpus: Path) -> None:
     ]
 
 
+def test_outlook_live_export_of_ours_builds_names_like_microsip(data_dir: Path) -> None:
+    result = import_csv((data_dir / "csv" / "outlook-live.csv").read_bytes())
+    nilsen, kari = result.contacts
+    # ContactPrepare: "first last" trimmed, so a lone first name has no trailing space (§4.2).
+    assert (nilsen.name, nilsen.firstname, nilsen.lastname) == ("Nilsen", "Nilsen", "")
+    assert (nilsen.number, nilsen.mobile) == ("+47 400 11 000", "+47 400 11 000")
+    assert (kari.name, kari.number) == ("Kari Holm", "400 22 000")
+    assert result.report == []
+
+
 def test_outlook_live_export_builds_names_like_microsip(corpus: Path) -> None:
     result = import_csv((corpus / "csv" / "real-index-outlook-live.csv").read_bytes())
     larsen, svein = result.contacts
@@ -109,6 +132,57 @@ def test_outlook_live_export_builds_names_like_microsip(corpus: Path) -> None:
     assert (larsen.number, larsen.mobile) == ("+47 466 88 000", "+47 466 88 000")
     assert (svein.name, svein.number) == ("Svein Heimdal", "901 06 000")
     assert result.report == []
+
+
+def test_google_csv_of_ours_with_seven_phones(data_dir: Path) -> None:
+    result = import_csv((data_dir / "csv" / "google.csv").read_bytes())
+    amelia, bao = result.contacts
+    assert amelia.name == "Dr. Amelia Rose Hartley Jr."
+    assert (amelia.firstname, amelia.lastname) == ("Amelia", "Hartley")
+    # MicroSIP's aliases: Phone 1 - Value -> mobile, Phone 2 - Value -> phone (facts §4.5),
+    # whatever Google's type column says; the first extra phone takes the free number field.
+    assert (amelia.mobile, amelia.phone, amelia.number) == (
+        "+44 7700 900101",
+        "+44 20 7946 0102",
+        "+44 20 7946 0103",
+    )
+    assert amelia.comment == 'Call "after" lunch'  # doubled quotes
+    assert amelia.email == "amelia@example.invalid"  # the first ":::"-free e-mail column
+    # Address 1's parts, not its formatted multi-line text.
+    assert (amelia.address, amelia.city, amelia.state, amelia.zip) == (
+        "1 Example Road",
+        "London",
+        "Greater London",
+        "SW1A 1AA",
+    )
+    assert not amelia.starred  # "* myContacts ::: Clients" is no star
+    # Two values in one cell (" ::: "): the second fills the free number field; so for e-mail,
+    # only the first is kept. "* starred" in Group Membership is a star.
+    assert (bao.mobile, bao.number, bao.email) == (
+        "+84 90 000 0301",
+        "+84 90 000 0302",
+        "bao@example.invalid",
+    )
+    assert bao.starred
+    # The rest is named with row, column and Google's type, in column order.
+    assert [(n.where, n.message) for n in result.report] == [
+        *(
+            (
+                f"row 2, column 'Phone {i} - Value'",
+                (
+                    f"number {value!r} ({kind}) not imported: "
+                    "the number, phone and mobile fields are all in use"
+                ),
+            )
+            for i, value, kind in [
+                (4, "+44 20 7946 0104", "Work Fax"),
+                (5, "+44 20 7946 0105", "Pager"),
+                (6, "+44 20 7946 0106", "Other"),
+                (7, "+44 20 7946 0107", "Main"),
+            ]
+        ),
+        ("row 4", "'Newsletter' has no phone number; skipped"),
+    ]
 
 
 def test_google_csv_with_seven_phones(corpus: Path) -> None:
@@ -146,11 +220,41 @@ def test_google_csv_with_seven_phones(corpus: Path) -> None:
     ]
 
 
-def test_outlook_file_without_a_number_column_is_refused(corpus: Path) -> None:
-    data = (corpus / "csv" / "real-roundcube-outlook-emails-only.csv").read_bytes()
+@pytest.mark.parametrize(
+    "sample",
+    ["data/csv/outlook-emails-only.csv", "corpus/csv/real-roundcube-outlook-emails-only.csv"],
+    indirect=True,
+)
+def test_outlook_file_without_a_number_column_is_refused(sample: Path) -> None:
+    data = sample.read_bytes()
     with pytest.raises(FileFormatError, match="no phone number column") as info:
         import_csv(data)
     assert info.value.where == "header (row 1)"
+
+
+def test_thunderbird_export_of_ours(data_dir: Path) -> None:
+    result = import_csv((data_dir / "csv" / "thunderbird.csv").read_bytes())
+    [contact] = result.contacts
+    assert contact.name == "Marta K."  # our "Display Name" alias
+    assert (contact.firstname, contact.lastname) == ("Marta", "Kowalczyk")
+    # Work Phone (no MicroSIP alias) takes the free number field; fax and pager find no room.
+    assert (contact.number, contact.phone, contact.mobile) == (
+        "+48 22 000 01 01",
+        "+48 22 000 01 02",
+        "+48 600 000 105",
+    )
+    assert contact.email == "marta@example.invalid"  # "Primary Email"
+    assert (contact.address, contact.city, contact.state, contact.zip) == (
+        "ul. Przykładowa 5",
+        "Kraków",
+        "małopolskie",
+        "30-001",
+    )
+    assert [n.where for n in result.report] == [
+        "row 2, column 'Fax Number'",
+        "row 2, column 'Pager Number'",
+    ]
+    # The header ends with a comma: an empty column name is simply ignored.
 
 
 def test_thunderbird_export(corpus: Path) -> None:
@@ -174,12 +278,46 @@ def test_thunderbird_export(corpus: Path) -> None:
     # The header ends with a comma: an empty column name is simply ignored.
 
 
-def test_import_reports_which_fields_the_file_carries(corpus: Path) -> None:
-    result = import_csv((corpus / "csv" / "real-index-outlook-live.csv").read_bytes())
+@pytest.mark.parametrize(
+    "sample", ["data/csv/outlook-live.csv", "corpus/csv/real-index-outlook-live.csv"], indirect=True
+)
+def test_import_reports_which_fields_the_file_carries(sample: Path) -> None:
+    result = import_csv(sample.read_bytes())
     # No Name, Id, Info or flag columns: a merge must leave those alone (facts §4.5).
     assert "name" not in result.fields
     assert "presence" not in result.fields
     assert {"firstname", "lastname", "mobile", "number", "phone"} <= result.fields
+
+
+def test_microsips_own_export_reads_back_every_field(data_dir: Path) -> None:
+    # What MicroSIP 3.22's Export -> CSV writes (facts §4.5): BOM, "\n", its 17 columns.
+    data = (data_dir / "csv" / "microsip-3.22.csv").read_bytes()
+    assert data.startswith(codecs.BOM_UTF8 + ",".join(HEADER).encode() + b"\n")
+    result = import_csv(data)
+    reception, jurgen, eleni = result.contacts
+    assert result.report == []
+    assert len(result.fields) == len(HEADER)  # every column is MicroSIP's
+    assert (reception.name, reception.number, reception.presence) == ("Reception", "100", True)
+    assert jurgen == Contact(
+        name='Weiß, Jürgen "JW"',
+        number="+49 30 1234567",
+        firstname="Jürgen",
+        lastname="Weiß",
+        phone="+49 30 7654321",
+        mobile="+49 170 7654321",
+        email="jw@example.invalid",
+        address="Hauptstraße 1",
+        city="München",
+        state="BY",
+        zip="80331",
+        comment="Prefers e-mail",
+        id="crm-42",
+        info="Ready",
+        starred=True,
+    )
+    assert (eleni.name, eleni.directory) == ("Ελένη", True)
+    # Our export of what was read is the same file, byte for byte.
+    assert export_csv(result.contacts) == data
 
 
 # --- our fixtures ---------------------------------------------------------------------------
@@ -368,12 +506,12 @@ def test_export_quotes_line_breaks() -> None:
     assert data.endswith(b'"x\ny\rz",,,0,0,0\n')
 
 
-def test_export_of_the_corpus_contacts_reimports_identically(corpus: Path) -> None:
+@pytest.mark.samples("contacts/*.xml", "contacts-*.xml")
+def test_export_of_sample_contacts_reimports_identically(sample: Path) -> None:
     import xml.etree.ElementTree as ET
 
-    path = corpus / "contacts" / "real-wagner752-testediretorio.Contacts.xml"
-    contacts = [Contact.from_attributes(e.attrib) for e in ET.parse(path).getroot().iter("contact")]
-    assert len(contacts) == 177
+    root = ET.fromstring(sample.read_bytes())
+    contacts = [Contact.from_attributes(e.attrib) for e in root.iter("contact")]
     result = import_csv(export_csv(contacts))
     # Names ending in U+00A0 and spaces survive; the flags come back.
     assert result.contacts == [prepare_contact(c) for c in contacts]

@@ -16,8 +16,8 @@ from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_csv import export_csv
 
 
-def corpus_contacts(corpus: Path, name: str) -> list[Contact]:
-    root = ET.parse(corpus / "contacts" / name).getroot()
+def file_contacts(path: Path) -> list[Contact]:
+    root = ET.fromstring(path.read_bytes())
     return [Contact.from_attributes(element.attrib) for element in root.iter("contact")]
 
 
@@ -141,19 +141,12 @@ def test_describe() -> None:
     ]
 
 
-# --- the corpus -----------------------------------------------------------------------------
+# --- real-world files: ours (tests/data) and the corpus's --------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "real-cassck-monitcall.Contacts.xml",
-        "real-wagner752-testediretorio.Contacts.xml",
-        "real-wagner752-testeagenda.Contacts.xml",
-    ],
-)
-def test_merging_a_contacts_file_into_itself_changes_nothing(corpus: Path, name: str) -> None:
-    contacts = corpus_contacts(corpus, name)
+@pytest.mark.samples("contacts/*.xml", "contacts-*.xml")
+def test_merging_a_contacts_file_into_itself_changes_nothing(sample: Path) -> None:
+    contacts = file_contacts(sample)
     plan = merge(contacts, contacts)
     assert plan.result == contacts
     assert not plan.changed
@@ -161,15 +154,21 @@ def test_merging_a_contacts_file_into_itself_changes_nothing(corpus: Path, name:
     assert len(plan.duplicates) == len(contacts) - len({prepared_key(c) for c in contacts})
 
 
-def test_reimporting_an_exported_csv_changes_nothing(corpus: Path) -> None:
-    contacts = corpus_contacts(corpus, "real-wagner752-testediretorio.Contacts.xml")
+@pytest.mark.samples("contacts/*.xml", "contacts-*.xml")
+def test_reimporting_an_exported_csv_changes_nothing(sample: Path) -> None:
+    contacts = file_contacts(sample)
     plan = merge(contacts, import_csv(export_csv(contacts)))
     assert not plan.changed
     assert len(plan.unchanged) == len(contacts)
 
 
-def test_importing_a_google_export_twice_adds_once(corpus: Path) -> None:
-    imported = import_csv((corpus / "csv" / "real-index-google-outlookcsv.csv").read_bytes())
+@pytest.mark.parametrize(
+    "sample",
+    ["data/csv/google-outlook.csv", "corpus/csv/real-index-google-outlookcsv.csv"],
+    indirect=True,
+)
+def test_importing_a_google_export_twice_adds_once(sample: Path) -> None:
+    imported = import_csv(sample.read_bytes())
     first = merge([], imported)
     assert len(first.added) == 4
     second = merge(first.result, imported)

@@ -35,7 +35,7 @@ from microsip_bridge.microsip.contacts_xml import (
 )
 from microsip_bridge.microsip.markup import ProblemCode
 
-CONTACTS = "contacts"  # corpus sub-folder
+CONTACTS = "contacts"  # the corpus's sub-folder, and ours in tests/data
 DECL = b'<?xml version="1.0"?>\r\n'
 
 
@@ -58,27 +58,72 @@ def assert_one_line_error(exc: BaseException, line: int | None = None, path: str
         assert path in message, message
 
 
-# --- the real-world corpus -----------------------------------------------------------------------
+# --- real-world shapes: ours (tests/data/contacts) and the corpus's ----------------------------
 
 
 @pytest.mark.parametrize(
-    ("name", "count", "duplicates"),
+    ("sample", "count", "duplicates"),
     [
-        ("real-cassck-monitcall.Contacts.xml", 148, 0),
-        ("real-edweltonchristian-microsipgn.Contacts.xml", 154, 0),
-        ("real-wagner752-testediretorio.Contacts.xml", 177, 3),
-        ("real-wagner752-testeagenda.Contacts.xml", 179, 1),
-        ("real-mrsz-microtalk-empty.Contacts.xml", 0, 0),
-        ("real-obsidian-logger-greek.Contacts.xml", 1, 0),
+        ("data/contacts/pbx-export.Contacts.xml", 8, 0),
+        ("data/contacts/hand-kept.Contacts.xml", 4, 0),
+        ("data/contacts/duplicates-3.20.Contacts.xml", 10, 2),
+        ("data/contacts/empty-fork.Contacts.xml", 0, 0),
+        ("data/contacts/powershell-bom.Contacts.xml", 1, 0),
+        ("corpus/contacts/real-cassck-monitcall.Contacts.xml", 148, 0),
+        ("corpus/contacts/real-edweltonchristian-microsipgn.Contacts.xml", 154, 0),
+        ("corpus/contacts/real-wagner752-testediretorio.Contacts.xml", 177, 3),
+        ("corpus/contacts/real-wagner752-testeagenda.Contacts.xml", 179, 1),
+        ("corpus/contacts/real-mrsz-microtalk-empty.Contacts.xml", 0, 0),
+        ("corpus/contacts/real-obsidian-logger-greek.Contacts.xml", 1, 0),
     ],
+    indirect=["sample"],
 )
-def test_corpus_counts(corpus: Path, name: str, count: int, duplicates: int) -> None:
-    cf = read_contacts(corpus / CONTACTS / name)
+def test_sample_counts(sample: Path, count: int, duplicates: int) -> None:
+    cf = read_contacts(sample)
     assert len(cf.contacts) == count
     assert len(cf.loaded_by_microsip()) == count  # every real contact has a number
     assert len(cf.lines) == count
     assert codes(cf).count(ProblemCode.DUPLICATE) == duplicates
-    assert cf.path == corpus / CONTACTS / name
+    assert cf.path == sample
+
+
+def test_pbx_export_single_quoted_declaration_and_odd_order(data_dir: Path) -> None:
+    # <?xml version='1.0' encoding='utf-8'?>, info after directory, flags empty (facts §4.2).
+    cf = read_contacts(data_dir / CONTACTS / "pbx-export.Contacts.xml")
+    assert cf.problems == []
+    first, third = cf.contacts[0], cf.contacts[2]
+    assert (first.name, first.number, first.info) == ("Joaquim", "6101", "Diretoria")
+    assert (third.name, third.info) == ("Manutenção", "Manutenção")
+    assert not any(c.presence or c.starred or c.directory for c in cf.contacts)
+    assert cf.lines[:2] == [3, 4]
+
+
+def test_hand_kept_file_commented_out_contacts_are_not_contacts(data_dir: Path) -> None:
+    path = data_dir / CONTACTS / "hand-kept.Contacts.xml"
+    cf = read_contacts(path)
+    raw = path.read_text(encoding="utf-8")
+    commented = re.findall(r"<!--.*?-->", raw, re.S)
+    hidden = {m for c in commented for m in re.findall(r'number="(\d+)"', c)}
+    # A block and a one-line comment inside the root, one after it.
+    assert hidden == {"4051", "4052", "4099", "4098"}
+    assert not hidden & {c.number for c in cf.contacts}
+    assert len(re.findall(r"<contact ", raw)) == 4 + sum(c.count("<contact ") for c in commented)
+    # Names are kept verbatim: trailing spaces and no-break spaces included.
+    assert any(c.name.endswith("\xa0") for c in cf.contacts)
+    assert any(c.name.endswith(" ") and not c.name.endswith("\xa0") for c in cf.contacts)
+    assert cf.contacts[0].name == "*SP PORTARIA "
+    # Blanks after "/>" and the comment after </contacts> are fine; nothing is reported.
+    assert cf.problems == []
+
+
+def test_duplicates_name_both_lines(data_dir: Path) -> None:
+    cf = read_contacts(data_dir / CONTACTS / "duplicates-3.20.Contacts.xml")
+    dup = [p for p in cf.problems if p.code is ProblemCode.DUPLICATE]
+    assert [p.line for p in dup] == [8, 11]
+    assert "line 5" in dup[0].message
+    assert "'ANA PAULA\\xa0'" in dup[0].message
+    # MicroSIP keeps duplicates; so do we.
+    assert [c.number for c in cf.contacts].count("5014") == 2
 
 
 def test_corpus_pbx_export_single_quoted_declaration_and_odd_order(corpus: Path) -> None:
@@ -120,44 +165,77 @@ def test_corpus_duplicates_name_both_lines(corpus: Path) -> None:
     assert [c.number for c in cf.contacts].count("3074") >= 2
 
 
-def test_corpus_powershell_bom_greek(corpus: Path) -> None:
-    cf = read_contacts(corpus / CONTACTS / "real-obsidian-logger-greek.Contacts.xml")
+@pytest.mark.parametrize(
+    ("sample", "name", "number"),
+    [
+        ("data/contacts/powershell-bom.Contacts.xml", "Νίκος Αλεξίου", "+30 231 055 0199"),
+        (
+            "corpus/contacts/real-obsidian-logger-greek.Contacts.xml",
+            "Μαρία Γεωργίου",
+            "+30 210 123 4567",
+        ),
+    ],
+    indirect=["sample"],
+)
+def test_powershell_bom_greek(sample: Path, name: str, number: str) -> None:
+    cf = read_contacts(sample)
     assert codes(cf) == [ProblemCode.BOM]
     assert cf.problems[0].line == 1
     (contact,) = cf.contacts
-    assert contact.name == "Μαρία Γεωργίου"
-    assert contact.number == "+30 210 123 4567"  # the spaces are part of the dial string
+    assert contact.name == name
+    assert contact.number == number  # the spaces are part of the dial string
     assert contact.attributes()["presence"] == "0"
 
 
-def test_corpus_empty_file_from_the_3_11_fork(corpus: Path) -> None:
-    cf = read_contacts(corpus / CONTACTS / "real-mrsz-microtalk-empty.Contacts.xml")
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "data/contacts/empty-fork.Contacts.xml",
+        "corpus/contacts/real-mrsz-microtalk-empty.Contacts.xml",
+    ],
+    indirect=True,
+)
+def test_empty_file_from_the_3_11_fork(sample: Path) -> None:
+    cf = read_contacts(sample)
     assert cf.contacts == []
     assert cf.problems == []
     # What 3.20/3.22 (CMarkup) write for no contacts differs: the empty element.
     assert serialize_contacts(cf.contacts) == DECL + b"<contacts/>\r\n"
 
 
-def test_corpus_file_written_by_3_20_is_rewritten_byte_for_byte_plus_starred(corpus: Path) -> None:
-    # testediretorio has exactly the 16 attributes of 3.20 in its order (facts §4.2): our 3.22
-    # output is the same bytes with starred="0" added before directory, as 3.22 itself would save.
-    path = corpus / CONTACTS / "real-wagner752-testediretorio.Contacts.xml"
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "data/contacts/duplicates-3.20.Contacts.xml",
+        "corpus/contacts/real-wagner752-testediretorio.Contacts.xml",
+    ],
+    indirect=True,
+)
+def test_file_written_by_3_20_is_rewritten_byte_for_byte_plus_starred(sample: Path) -> None:
+    # These have exactly the 16 attributes of 3.20 in its order (facts §4.2): our 3.22 output is
+    # the same bytes with starred="0" added before directory, as 3.22 itself would save.
+    path = sample
     original = path.read_bytes()
     rewritten = serialize_contacts(read_contacts(path).contacts)
     assert rewritten == original.replace(b'" directory="', b'" starred="0" directory="')
 
 
 @pytest.mark.parametrize(
-    "name",
+    "sample",
     [
-        "real-cassck-monitcall.Contacts.xml",
-        "real-edweltonchristian-microsipgn.Contacts.xml",
-        "real-wagner752-testeagenda.Contacts.xml",
-        "real-obsidian-logger-greek.Contacts.xml",
+        "data/contacts/pbx-export.Contacts.xml",
+        "data/contacts/hand-kept.Contacts.xml",
+        "data/contacts/duplicates-3.20.Contacts.xml",
+        "data/contacts/powershell-bom.Contacts.xml",
+        "corpus/contacts/real-cassck-monitcall.Contacts.xml",
+        "corpus/contacts/real-edweltonchristian-microsipgn.Contacts.xml",
+        "corpus/contacts/real-wagner752-testeagenda.Contacts.xml",
+        "corpus/contacts/real-obsidian-logger-greek.Contacts.xml",
     ],
+    indirect=True,
 )
-def test_corpus_load_save_load_keeps_every_contact(corpus: Path, tmp_path: Path, name: str) -> None:
-    cf = read_contacts(corpus / CONTACTS / name)
+def test_load_save_load_keeps_every_contact(sample: Path, tmp_path: Path) -> None:
+    cf = read_contacts(sample)
     target = tmp_path / "Contacts.xml"
     write_contacts(target, cf.contacts)
     data = target.read_bytes()

@@ -159,11 +159,19 @@ def test_what_we_serve_reads_back_as_microsip_keeps_it(
         assert all(c.directory for c in response.contacts)
 
 
-def test_a_real_phone_book_served_as_json(corpus: Path) -> None:
-    book = read_contacts(corpus / "contacts" / "real-cassck-monitcall.Contacts.xml").contacts
+@pytest.mark.parametrize(
+    ("sample", "count", "third"),
+    [
+        ("data/contacts/pbx-export.Contacts.xml", 8, "Manutenção"),
+        ("corpus/contacts/real-cassck-monitcall.Contacts.xml", 148, "Recepção"),
+    ],
+    indirect=["sample"],
+)
+def test_a_real_phone_book_served_as_json(sample: Path, count: int, third: str) -> None:
+    book = read_contacts(sample).contacts
     contacts = parse_directory(to_directory_json(book, refresh=300).encode(), "application/json")
-    assert len(contacts) == 148
-    assert contacts[2].name == "Recepção"
+    assert len(contacts) == count
+    assert contacts[2].name == third
     assert all(c.directory for c in contacts)
 
 

@@ -35,18 +35,11 @@ from microsip_bridge.model import Event
 PROG = r"C:\Program Files\Python312\Scripts\microsip-bridge-hook.exe"
 SHORT = r"C:\Py\Scripts\microsip-bridge-hook.exe"
 OTHER = r"D:\pipx\venvs\microsip-bridge\Scripts\microsip-bridge-hook.exe"
-MICROSIP_INIS = [
-    "real-agnerft-template.microsip.ini",
-    "real-eltonwillian-no-calls.microsip.ini",
-    "real-sasamosenko-3.2x.microsip.ini",
-    "real-microtalk-ng-2016.microsip.ini",
-    "real-stuxforce-provisioning.microsip.ini",
-]
 
 
-def copy_ini(corpus: Path, name: str, tmp_path: Path) -> Path:
-    target = tmp_path / name
-    shutil.copyfile(corpus / "ini" / name, target)
+def copy_ini(source: Path, tmp_path: Path) -> Path:
+    target = tmp_path / source.name
+    shutil.copyfile(source, target)
     return target
 
 
@@ -432,11 +425,10 @@ def test_a_document_without_a_path_needs_an_ini_name(tmp_path: Path) -> None:
     assert plan.ini == SavedHooks.ini_key(tmp_path / "elsewhere.ini")
 
 
-@pytest.mark.parametrize("name", MICROSIP_INIS)
-def test_real_inis_install_then_uninstall_byte_for_byte(
-    corpus: Path, tmp_path: Path, name: str
-) -> None:
-    path = copy_ini(corpus, name, tmp_path)
+@pytest.mark.samples("ini/*.ini")
+def test_real_inis_install_then_uninstall_byte_for_byte(sample: Path, tmp_path: Path) -> None:
+    # MicroSIP's own inis (UTF-16LE): with users' own commands, empty or missing cmd* keys.
+    path = copy_ini(sample, tmp_path)
     original = path.read_bytes()
     store = SavedHooks(tmp_path / "saved.json")
     doc = IniDocument.load(path)
@@ -448,8 +440,8 @@ def test_real_inis_install_then_uninstall_byte_for_byte(
     assert [s.state for s in hooks_status(after, PROG)] == [HookState.OURS] * 8
     assert after.to_bytes()[:2] == b"\xff\xfe"  # still what MicroSIP writes (facts §3.2)
     # Every other key is untouched.
-    for section in IniDocument.load(corpus / "ini" / name).sections():
-        for key, value in IniDocument.load(corpus / "ini" / name).items(section):
+    for section in IniDocument.load(sample).sections():
+        for key, value in IniDocument.load(sample).items(section):
             if key.lower() not in {k.lower() for k in HOOK_KEYS.values()}:
                 assert after.get(section, key) == value
     doc = IniDocument.load(path)
@@ -462,14 +454,37 @@ def test_real_inis_install_then_uninstall_byte_for_byte(
     ]
 
 
-def test_the_agnerft_template_has_empty_keys_that_come_back_empty(
-    corpus: Path, tmp_path: Path
-) -> None:
-    path = copy_ini(corpus, "real-agnerft-template.microsip.ini", tmp_path)
+@pytest.mark.parametrize(
+    "sample",
+    ["data/ini/template.microsip.ini", "corpus/ini/real-agnerft-template.microsip.ini"],
+    indirect=True,
+)
+def test_a_template_has_empty_keys_that_come_back_empty(sample: Path, tmp_path: Path) -> None:
+    path = copy_ini(sample, tmp_path)
     doc = IniDocument.load(path)
     assert all(s.state is HookState.MISSING and s.raw == "" for s in hooks_status(doc))
     plan = install_hooks(doc, PROG, SavedHooks(tmp_path / "s.json"))
     assert {u.value for u in plan.store_updates.values() if u} == {""}
+
+
+def test_users_own_commands_are_judged_and_saved_for_uninstall(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    path = copy_ini(data_dir / "ini" / "user-commands.microsip.ini", tmp_path)
+    doc = IniDocument.load(path)
+    states = {s.key: s.state for s in hooks_status(doc, PROG)}
+    assert states["cmdIncomingCall"] is states["cmdCallEnd"] is HookState.FOREIGN
+    # A value wholly in quotes loses them (facts §2.6); a script host would interpret the
+    # number MicroSIP appends (facts §2.3).
+    assert states["cmdCallRing"] is states["cmdCallStart"] is HookState.DAMAGED
+    plan = install_hooks(doc, PROG, SavedHooks(tmp_path / "s.json"))
+    saved = {key: update.value for key, update in plan.store_updates.items() if update}
+    assert saved["cmdIncomingCall"] == (
+        r'"C:\Program Files\CRM Connector\crm-popup.exe" --incoming'
+    )
+    assert saved["cmdCallRing"] == r'"C:\Tools\ring.cmd"'
+    assert saved["cmdCallStart"] == r'powershell.exe -File "C:\Users\Zoë\log call.ps1"'
+    assert saved["cmdCallEnd"] == r"C:\Tools\calllog.exe --append"
 
 
 # --- the store ----------------------------------------------------------------------------------

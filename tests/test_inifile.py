@@ -23,44 +23,79 @@ def utf16(text: str) -> bytes:
 # --- the real world ----------
 
 
-def test_every_corpus_ini_round_trips_byte_for_byte(corpus: Path) -> None:
-    files = sorted((corpus / "ini").rglob("*.ini"))
-    assert len(files) >= 8
-    for path in files:
-        data = path.read_bytes()
-        doc = IniDocument.from_bytes(data, path)
-        assert doc.to_bytes() == data, path.name
+@pytest.mark.samples("ini/**/*.ini")
+def test_every_sample_ini_round_trips_byte_for_byte(sample: Path) -> None:
+    data = sample.read_bytes()
+    doc = IniDocument.from_bytes(data, sample)
+    assert doc.to_bytes() == data
 
 
-def test_corpus_encodings_are_detected(corpus: Path) -> None:
-    # facts §3.2: MicroSIP writes UTF-16LE with a BOM; the originals were ASCII/UTF-8.
-    native = IniDocument.load(corpus / "ini" / "real-sasamosenko-3.2x.microsip.ini")
-    assert native.encoding is IniEncoding.UTF16LE
-    assert native.newline == CRLF
-    template = IniDocument.load(corpus / "ini" / "original" / "real-agnerft-template.utf8-lf.ini")
-    assert template.encoding is IniEncoding.UTF8
-    assert template.newline == "\n"
+@pytest.mark.parametrize(
+    ("sample", "encoding", "newline"),
+    [
+        # facts §3.2: MicroSIP writes UTF-16LE with a BOM; the originals were ANSI/ASCII/UTF-8.
+        ("data/ini/history-3.21.microsip.ini", IniEncoding.UTF16LE, CRLF),
+        ("data/ini/original/fork-2016.ansi-crlf.ini", IniEncoding.ANSI, CRLF),
+        ("data/ini/original/template.utf8-lf.ini", IniEncoding.UTF8, "\n"),
+        ("corpus/ini/real-sasamosenko-3.2x.microsip.ini", IniEncoding.UTF16LE, CRLF),
+        ("corpus/ini/original/real-agnerft-template.utf8-lf.ini", IniEncoding.UTF8, "\n"),
+    ],
+    indirect=["sample"],
+)
+def test_sample_encodings_are_detected(sample: Path, encoding: IniEncoding, newline: str) -> None:
+    doc = IniDocument.load(sample)
+    assert doc.encoding is encoding
+    assert doc.newline == newline
 
 
-def test_profile_api_semantics_on_a_hand_made_provisioning_file(corpus: Path) -> None:
-    doc = IniDocument.load(corpus / "ini" / "real-stuxforce-provisioning.microsip.ini")
+def test_an_ansi_original_reads_as_its_utf16_copy(data_dir: Path) -> None:
+    # MicroSIP converts an ini without a BOM from ANSI to UTF-16LE at start-up (facts §3.2).
+    ansi = IniDocument.load(data_dir / "ini" / "original" / "fork-2016.ansi-crlf.ini")
+    native = IniDocument.load(data_dir / "ini" / "fork-2016.microsip.ini")
+    assert ansi.text() == native.text()
+    assert "Müller" in (ansi.get("Calls", "2") or "")
+
+
+@pytest.mark.parametrize(
+    ("sample", "server"),
+    [
+        ("data/ini/provisioning.microsip.ini", "sip.example.invalid"),
+        ("corpus/ini/real-stuxforce-provisioning.microsip.ini", "voip.example.local"),
+    ],
+    indirect=["sample"],
+)
+def test_profile_api_semantics_on_a_hand_made_provisioning_file(sample: Path, server: str) -> None:
+    doc = IniDocument.load(sample)
     # Names are case-insensitive (Server, EnableLog) and the first duplicate wins (denyIncoming
     # is written twice: empty, then "button").
-    assert doc.get("account1", "server") == "voip.example.local"
+    assert doc.get("account1", "server") == server
     assert doc.get("SETTINGS", "enablelog") == "0"
     assert doc.get("Settings", "denyIncoming") == ""
     assert doc.keys("Settings").count("denyIncoming") == 1
 
 
-def test_surrounding_quotes_are_removed_like_getprivateprofilestring(corpus: Path) -> None:
-    doc = IniDocument.load(corpus / "ini" / "real-agnerft-template.microsip.ini")
+@pytest.mark.parametrize(
+    "sample",
+    ["data/ini/template.microsip.ini", "corpus/ini/real-agnerft-template.microsip.ini"],
+    indirect=True,
+)
+def test_surrounding_quotes_are_removed_like_getprivateprofilestring(sample: Path) -> None:
+    doc = IniDocument.load(sample)
     assert doc.get_raw("Settings", "audioRingDevice") == '""'
     assert doc.get("Settings", "audioRingDevice") == ""  # facts §2.6
 
 
-def test_cyrillic_names_in_calls_survive(corpus: Path) -> None:
-    doc = IniDocument.load(corpus / "ini" / "real-sasamosenko-3.2x.microsip.ini")
-    assert "Академическая" in (doc.get("Calls", "0") or "")
+@pytest.mark.parametrize(
+    ("sample", "name"),
+    [
+        ("data/ini/history-3.21.microsip.ini", "Бухгалтерия"),
+        ("corpus/ini/real-sasamosenko-3.2x.microsip.ini", "Академическая"),
+    ],
+    indirect=["sample"],
+)
+def test_cyrillic_names_in_calls_survive(sample: Path, name: str) -> None:
+    doc = IniDocument.load(sample)
+    assert name in (doc.get("Calls", "0") or "")
 
 
 # --- reading rules ----------

@@ -28,11 +28,12 @@ from microsip_bridge.microsip.locate import (
     search,
 )
 
-SASAMOSENKO = "real-sasamosenko-3.2x.microsip.ini"  # written by MicroSIP 3.2x, UTF-16LE
-MICROTALK = "real-microtalk-ng-2016.microsip.ini"  # upstream name Microtalk-NG.ini (renamed exe)
-ELTON = "real-eltonwillian-no-calls.microsip.ini"  # upstream name MicroSIP.ini (capitalised)
-CONTACTS = "real-cassck-monitcall.Contacts.xml"
-LOWER_CONTACTS = "real-wagner752-testeagenda.Contacts.xml"  # upstream name contacts.xml
+# Our sample files (tests/data); only their names and bytes matter here.
+HISTORY_INI = "history-3.21.microsip.ini"  # written by MicroSIP 3.21, UTF-16LE
+FORK_INI = "fork-2016.microsip.ini"  # a fork's, which its renamed exe names Microtalk-NG.ini
+NO_CALLS_INI = "no-calls.microsip.ini"
+CONTACTS = "pbx-export.Contacts.xml"
+OTHER_CONTACTS = "hand-kept.Contacts.xml"
 
 
 def make_exe(folder: Path, name: str = "microsip.exe") -> Path:
@@ -42,10 +43,10 @@ def make_exe(folder: Path, name: str = "microsip.exe") -> Path:
     return exe
 
 
-def put(corpus: Path, kind: str, name: str, target: Path) -> Path:
-    """Copy a real-world file into place under the name MicroSIP would give it."""
+def put(data_dir: Path, kind: str, name: str, target: Path) -> Path:
+    """Copy a sample file into place under the name MicroSIP would give it."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(corpus / kind / name, target)
+    shutil.copyfile(data_dir / kind / name, target)
     return target
 
 
@@ -172,12 +173,12 @@ def test_install_folder_compare_is_case_insensitive_but_literal(machine: Machine
 # --- installed vs portable ---------------------------------------------------------------------
 
 
-def test_installed_copy_keeps_its_files_in_appdata(machine: Machine, corpus: Path) -> None:
+def test_installed_copy_keeps_its_files_in_appdata(machine: Machine, data_dir: Path) -> None:
     exe = make_exe(machine.install)
-    ini = put(corpus, "ini", SASAMOSENKO, machine.roaming / "microsip.ini")
-    contacts = put(corpus, "contacts", CONTACTS, machine.roaming / "Contacts.xml")
+    ini = put(data_dir, "ini", HISTORY_INI, machine.roaming / "microsip.ini")
+    contacts = put(data_dir, "contacts", CONTACTS, machine.roaming / "Contacts.xml")
     # A portable-style ini beside the installed exe is NOT what MicroSIP reads.
-    put(corpus, "ini", ELTON, machine.install / "microsip.ini")
+    put(data_dir, "ini", NO_CALLS_INI, machine.install / "microsip.ini")
 
     loc = locate_from_exe(
         exe,
@@ -188,7 +189,7 @@ def test_installed_copy_keeps_its_files_in_appdata(machine: Machine, corpus: Pat
 
     assert loc.mode == "installed"  # facts §3.1
     assert loc.ini == ini
-    assert loc.ini.read_bytes() == (corpus / "ini" / SASAMOSENKO).read_bytes()
+    assert loc.ini.read_bytes() == (data_dir / "ini" / HISTORY_INI).read_bytes()
     assert loc.contacts == contacts
     assert loc.folder == machine.roaming
     assert loc.exe == exe
@@ -204,10 +205,10 @@ def test_registry_value_in_other_case_still_means_installed(machine: Machine) ->
     assert loc.ini == machine.roaming / "microsip.ini"
 
 
-def test_portable_copy_keeps_its_files_beside_the_exe(machine: Machine, corpus: Path) -> None:
+def test_portable_copy_keeps_its_files_beside_the_exe(machine: Machine, data_dir: Path) -> None:
     folder = machine.root / "Tools" / "MicroSIP"
     exe = make_exe(folder)
-    ini = put(corpus, "ini", SASAMOSENKO, folder / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, folder / "microsip.ini")
     # The registry names another folder (an installed copy): this one is still portable.
     loc = locate_from_exe(exe, install_path=str(machine.install), appdata=machine.appdata)
     assert loc.mode == "portable"  # facts §3.1
@@ -232,12 +233,12 @@ def test_trailing_backslash_in_registry_makes_microsip_portable(machine: Machine
     assert loc.mode == "portable"
 
 
-def test_renamed_exe_renames_its_ini(machine: Machine, corpus: Path) -> None:
-    # The corpus holds a real Microtalk-NG.ini: the fork's exe gave the ini its name (facts §3.1).
+def test_renamed_exe_renames_its_ini(machine: Machine, data_dir: Path) -> None:
+    # A fork renamed its exe, and so its ini: the corpus holds a real Microtalk-NG.ini (facts §3.1).
     folder = machine.root / "Microtalk"
     exe = make_exe(folder, "Microtalk-NG.exe")
-    ini = put(corpus, "ini", MICROTALK, folder / "Microtalk-NG.ini")
-    put(corpus, "ini", ELTON, folder / "microsip.ini")  # a decoy: not this exe's ini
+    ini = put(data_dir, "ini", FORK_INI, folder / "Microtalk-NG.ini")
+    put(data_dir, "ini", NO_CALLS_INI, folder / "microsip.ini")  # a decoy: not this exe's ini
     loc = locate_from_exe(exe, install_path=None, appdata=machine.appdata)
     assert loc.ini == ini
     assert loc.log == folder / "Microtalk-NG_log.txt"
@@ -248,11 +249,11 @@ def test_renamed_exe_renames_its_ini(machine: Machine, corpus: Path) -> None:
     assert loc.contacts == machine.roaming / "Contacts.xml"
 
 
-def test_file_names_match_case_insensitively(machine: Machine, corpus: Path) -> None:
+def test_file_names_match_case_insensitively(machine: Machine, data_dir: Path) -> None:
     folder = machine.root / "Portable"
     exe = make_exe(folder, "MICROSIP.EXE")
-    ini = put(corpus, "ini", ELTON, folder / "MicroSIP.ini")  # its upstream name
-    contacts = put(corpus, "contacts", LOWER_CONTACTS, folder / "contacts.xml")  # upstream name
+    ini = put(data_dir, "ini", NO_CALLS_INI, folder / "MicroSIP.ini")  # its upstream name
+    contacts = put(data_dir, "contacts", OTHER_CONTACTS, folder / "contacts.xml")  # upstream name
     loc = locate_from_exe(exe, install_path=None, appdata=machine.appdata)
     # The files on disk are found, not new ones with MicroSIP's spelling.
     assert loc.ini == ini
@@ -276,12 +277,12 @@ def test_installed_without_appdata_is_an_error(machine: Machine) -> None:
         locate_from_exe(exe, install_path=str(machine.install), appdata=None)
 
 
-def test_old_local_appdata_files_are_noted_not_moved(machine: Machine, corpus: Path) -> None:
+def test_old_local_appdata_files_are_noted_not_moved(machine: Machine, data_dir: Path) -> None:
     # S22 moves %LOCALAPPDATA%\MicroSIP\{ini,Contacts.xml} to Roaming when Roaming lacks them.
     exe = make_exe(machine.install)
     local = machine.localappdata / "MicroSIP"
-    old_ini = put(corpus, "ini", SASAMOSENKO, local / "microsip.ini")
-    old_contacts = put(corpus, "contacts", CONTACTS, local / "Contacts.xml")
+    old_ini = put(data_dir, "ini", HISTORY_INI, local / "microsip.ini")
+    old_contacts = put(data_dir, "contacts", CONTACTS, local / "Contacts.xml")
     loc = locate_from_exe(
         exe,
         install_path=str(machine.install),
@@ -296,8 +297,8 @@ def test_old_local_appdata_files_are_noted_not_moved(machine: Machine, corpus: P
     assert old_ini.is_file()
     assert not loc.ini.exists()
     # Once Roaming has its own file, the old one is no longer MicroSIP's business.
-    put(corpus, "ini", ELTON, machine.roaming / "microsip.ini")
-    put(corpus, "contacts", CONTACTS, machine.roaming / "Contacts.xml")
+    put(data_dir, "ini", NO_CALLS_INI, machine.roaming / "microsip.ini")
+    put(data_dir, "contacts", CONTACTS, machine.roaming / "Contacts.xml")
     again = locate_from_exe(
         exe,
         install_path=str(machine.install),
@@ -310,31 +311,31 @@ def test_old_local_appdata_files_are_noted_not_moved(machine: Machine, corpus: P
 # --- folders -----------------------------------------------------------------------------------
 
 
-def test_folder_with_exe_and_ini(machine: Machine, corpus: Path) -> None:
+def test_folder_with_exe_and_ini(machine: Machine, data_dir: Path) -> None:
     folder = machine.root / "Phone"
     make_exe(folder)
     make_exe(folder, "Uninstall.exe")  # the NSIS uninstaller is not a MicroSIP
-    ini = put(corpus, "ini", SASAMOSENKO, folder / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, folder / "microsip.ini")
     loc = locate_from_folder(folder)
     assert loc.mode == "portable"
     assert loc.ini == ini
     assert loc.exe == folder / "microsip.exe"
 
 
-def test_folder_with_a_renamed_exe_and_its_ini(machine: Machine, corpus: Path) -> None:
+def test_folder_with_a_renamed_exe_and_its_ini(machine: Machine, data_dir: Path) -> None:
     folder = machine.root / "Microtalk"
     make_exe(folder, "Microtalk-NG.exe")
     make_exe(folder, "helper.exe")  # another program without an ini of its own
-    ini = put(corpus, "ini", MICROTALK, folder / "microtalk-ng.INI")
+    ini = put(data_dir, "ini", FORK_INI, folder / "microtalk-ng.INI")
     loc = locate_from_folder(folder)
     assert loc.exe == folder / "Microtalk-NG.exe"
     assert loc.ini == ini
 
 
-def test_install_folder_given_as_folder_is_installed(machine: Machine, corpus: Path) -> None:
+def test_install_folder_given_as_folder_is_installed(machine: Machine, data_dir: Path) -> None:
     make_exe(machine.install)
     make_exe(machine.install, "Uninstall.exe")
-    ini = put(corpus, "ini", SASAMOSENKO, machine.roaming / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, machine.roaming / "microsip.ini")
     loc = locate_from_folder(
         machine.install, install_path=str(machine.install), appdata=machine.appdata
     )
@@ -351,9 +352,9 @@ def test_single_renamed_exe_installed_without_ini_beside(machine: Machine) -> No
     assert loc.ini == machine.roaming / "Softphone.ini"
 
 
-def test_appdata_style_data_folder(machine: Machine, corpus: Path) -> None:
-    ini = put(corpus, "ini", SASAMOSENKO, machine.roaming / "microsip.ini")
-    contacts = put(corpus, "contacts", LOWER_CONTACTS, machine.roaming / "contacts.xml")
+def test_appdata_style_data_folder(machine: Machine, data_dir: Path) -> None:
+    ini = put(data_dir, "ini", HISTORY_INI, machine.roaming / "microsip.ini")
+    contacts = put(data_dir, "contacts", OTHER_CONTACTS, machine.roaming / "contacts.xml")
     loc = locate_from_folder(machine.roaming, appdata=machine.appdata)
     assert loc.mode == "installed"
     assert (loc.ini, loc.contacts, loc.exe) == (ini, contacts, None)
@@ -365,28 +366,28 @@ def test_appdata_style_data_folder(machine: Machine, corpus: Path) -> None:
     assert loc.ini == copy / "microsip.ini"
 
 
-def test_data_folder_with_one_renamed_ini(machine: Machine, corpus: Path) -> None:
-    ini = put(corpus, "ini", MICROTALK, machine.roaming / "Microtalk-NG.ini")
+def test_data_folder_with_one_renamed_ini(machine: Machine, data_dir: Path) -> None:
+    ini = put(data_dir, "ini", FORK_INI, machine.roaming / "Microtalk-NG.ini")
     assert locate_from_folder(machine.roaming, appdata=machine.appdata).ini == ini
 
 
-def test_data_folder_with_several_inis_is_ambiguous(machine: Machine, corpus: Path) -> None:
-    put(corpus, "ini", MICROTALK, machine.roaming / "Microtalk-NG.ini")
-    put(corpus, "ini", ELTON, machine.roaming / "Other.ini")
+def test_data_folder_with_several_inis_is_ambiguous(machine: Machine, data_dir: Path) -> None:
+    put(data_dir, "ini", FORK_INI, machine.roaming / "Microtalk-NG.ini")
+    put(data_dir, "ini", NO_CALLS_INI, machine.roaming / "Other.ini")
     with pytest.raises(NotFoundError, match=r"Microtalk-NG\.ini, Other\.ini"):
         locate_from_folder(machine.roaming)
 
 
-def test_several_programs_with_their_own_ini(machine: Machine, corpus: Path) -> None:
+def test_several_programs_with_their_own_ini(machine: Machine, data_dir: Path) -> None:
     folder = machine.root / "Two"
     for name in ("A.exe", "B.exe"):
         make_exe(folder, name)
-        put(corpus, "ini", ELTON, folder / name.replace(".exe", ".ini"))
+        put(data_dir, "ini", NO_CALLS_INI, folder / name.replace(".exe", ".ini"))
     with pytest.raises(NotFoundError, match=r"A\.exe, B\.exe"):
         locate_from_folder(folder)
     # With microsip.exe among them, MicroSIP's own name wins.
     make_exe(folder)
-    put(corpus, "ini", SASAMOSENKO, folder / "microsip.ini")
+    put(data_dir, "ini", HISTORY_INI, folder / "microsip.ini")
     assert locate_from_folder(folder).ini == folder / "microsip.ini"
 
 
@@ -410,10 +411,10 @@ def test_missing_and_empty_folders(machine: Machine) -> None:
 # --- locate(): precedence ----------------------------------------------------------------------
 
 
-def test_explicit_ini_wins_over_everything(machine: Machine, corpus: Path) -> None:
-    chosen = put(corpus, "ini", MICROTALK, machine.root / "chosen" / "phone.ini")
-    contacts = put(corpus, "contacts", LOWER_CONTACTS, machine.root / "chosen" / "contacts.xml")
-    other = put(corpus, "ini", SASAMOSENKO, machine.root / "env" / "microsip.ini")
+def test_explicit_ini_wins_over_everything(machine: Machine, data_dir: Path) -> None:
+    chosen = put(data_dir, "ini", FORK_INI, machine.root / "chosen" / "phone.ini")
+    contacts = put(data_dir, "contacts", OTHER_CONTACTS, machine.root / "chosen" / "contacts.xml")
+    other = put(data_dir, "ini", HISTORY_INI, machine.root / "env" / "microsip.ini")
     exe = make_exe(machine.root / "portable")
     loc = locate(
         microsip=exe,
@@ -428,12 +429,12 @@ def test_explicit_ini_wins_over_everything(machine: Machine, corpus: Path) -> No
     assert "--ini" in loc.found_by
 
 
-def test_explicit_microsip_folder_wins_over_env_var(machine: Machine, corpus: Path) -> None:
+def test_explicit_microsip_folder_wins_over_env_var(machine: Machine, data_dir: Path) -> None:
     # An explicit option always beats the environment (it used to write another folder's ini).
-    from_env = put(corpus, "ini", SASAMOSENKO, machine.root / "env" / "microsip.ini")
+    from_env = put(data_dir, "ini", HISTORY_INI, machine.root / "env" / "microsip.ini")
     folder = machine.root / "portable"
     make_exe(folder)
-    put(corpus, "ini", ELTON, folder / "microsip.ini")
+    put(data_dir, "ini", NO_CALLS_INI, folder / "microsip.ini")
     loc = locate(microsip=folder, env=machine.env(MICROSIP_INI=str(from_env)))
     assert loc.ini == folder / "microsip.ini"
     assert loc.found_by.startswith("--microsip")
@@ -446,26 +447,26 @@ def test_explicit_microsip_folder_wins_over_env_var(machine: Machine, corpus: Pa
     assert loc.found_by.startswith("the microsip setting in config.toml")
 
 
-def test_empty_env_var_is_ignored(machine: Machine, corpus: Path) -> None:
+def test_empty_env_var_is_ignored(machine: Machine, data_dir: Path) -> None:
     folder = machine.root / "portable"
     make_exe(folder)
-    ini = put(corpus, "ini", ELTON, folder / "microsip.ini")
+    ini = put(data_dir, "ini", NO_CALLS_INI, folder / "microsip.ini")
     loc = locate(microsip=folder, env=machine.env(MICROSIP_INI=""), registry=machine.registry())
     assert loc.ini == ini
     assert loc.mode == "portable"
 
 
 def test_default_env_is_the_live_environment(
-    machine: Machine, corpus: Path, monkeypatch: pytest.MonkeyPatch
+    machine: Machine, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ini = put(corpus, "ini", SASAMOSENKO, machine.root / "live" / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, machine.root / "live" / "microsip.ini")
     monkeypatch.setenv("MICROSIP_INI", str(ini))
     assert locate().ini == ini
 
 
-def test_microsip_exe_uses_registry_and_env(machine: Machine, corpus: Path) -> None:
+def test_microsip_exe_uses_registry_and_env(machine: Machine, data_dir: Path) -> None:
     exe = make_exe(machine.install)
-    ini = put(corpus, "ini", SASAMOSENKO, machine.roaming / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, machine.roaming / "microsip.ini")
     # Windows' environment is case-insensitive: a lower-case key must be found.
     env = {"appdata": str(machine.appdata)}
     loc = locate(microsip=exe, env=env, registry=machine.registry(hklm=str(machine.install)))
@@ -474,11 +475,11 @@ def test_microsip_exe_uses_registry_and_env(machine: Machine, corpus: Path) -> N
     assert loc.found_by.startswith("--microsip: ")
 
 
-def test_explicit_contacts_override_what_was_found(machine: Machine, corpus: Path) -> None:
+def test_explicit_contacts_override_what_was_found(machine: Machine, data_dir: Path) -> None:
     folder = machine.root / "portable"
     make_exe(folder)
-    put(corpus, "ini", ELTON, folder / "microsip.ini")
-    contacts = put(corpus, "contacts", CONTACTS, machine.root / "shared" / "Contacts.xml")
+    put(data_dir, "ini", NO_CALLS_INI, folder / "microsip.ini")
+    contacts = put(data_dir, "contacts", CONTACTS, machine.root / "shared" / "Contacts.xml")
     loc = locate(microsip=folder, contacts=contacts, env={}, registry=machine.registry())
     assert loc.contacts == contacts
     assert loc.ini == folder / "microsip.ini"
@@ -525,42 +526,44 @@ def test_nothing_given_off_windows_says_what_to_pass(machine: Machine) -> None:
 # --- the search of the usual places ------------------------------------------------------------
 
 
-def test_search_finds_the_installed_copy_first(machine: Machine, corpus: Path) -> None:
+def test_search_finds_the_installed_copy_first(machine: Machine, data_dir: Path) -> None:
     exe = make_exe(machine.install)
-    ini = put(corpus, "ini", SASAMOSENKO, machine.roaming / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, machine.roaming / "microsip.ini")
     portable = machine.program_files_x86 / "MicroSIP"
     make_exe(portable)
-    put(corpus, "ini", ELTON, portable / "microsip.ini")
+    put(data_dir, "ini", NO_CALLS_INI, portable / "microsip.ini")
     loc = locate(env=machine.env(), registry=machine.registry(hkcu=str(machine.install)))
     assert loc.mode == "installed"
     assert (loc.ini, loc.exe) == (ini, exe)
     assert r"HKCU\Software\MicroSIP" in loc.found_by
 
 
-def test_search_falls_back_to_appdata(machine: Machine, corpus: Path) -> None:
+def test_search_falls_back_to_appdata(machine: Machine, data_dir: Path) -> None:
     # The registry value is gone (uninstalled, or a roaming profile), the data is still there.
-    ini = put(corpus, "ini", SASAMOSENKO, machine.roaming / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, machine.roaming / "microsip.ini")
     loc = search(machine.env(), machine.registry())
     assert loc.mode == "installed"
     assert loc.ini == ini
     assert loc.exe is None
 
 
-def test_search_finds_a_portable_copy(machine: Machine, corpus: Path) -> None:
+def test_search_finds_a_portable_copy(machine: Machine, data_dir: Path) -> None:
     folder = machine.localappdata / "Programs" / "MicroSIP"
     make_exe(folder)
-    ini = put(corpus, "ini", SASAMOSENKO, folder / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, folder / "microsip.ini")
     loc = search(machine.env(), machine.registry())
     assert loc.mode == "portable"
     assert loc.ini == ini
     assert "%LOCALAPPDATA%\\Programs\\MicroSIP" in loc.found_by
 
 
-def test_search_prefers_an_existing_ini_to_a_fresh_install(machine: Machine, corpus: Path) -> None:
+def test_search_prefers_an_existing_ini_to_a_fresh_install(
+    machine: Machine, data_dir: Path
+) -> None:
     make_exe(machine.install)  # installed but never started: no ini in %APPDATA% yet
     folder = machine.program_files_x86 / "MicroSIP"
     make_exe(folder)
-    ini = put(corpus, "ini", SASAMOSENKO, folder / "microsip.ini")
+    ini = put(data_dir, "ini", HISTORY_INI, folder / "microsip.ini")
     loc = search(machine.env(), machine.registry(hkcu=str(machine.install)))
     assert loc.ini == ini
     assert loc.mode == "portable"

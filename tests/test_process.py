@@ -20,14 +20,13 @@ from microsip_bridge.microsip.process import (
 
 # Linux's PID_MAX_LIMIT is 2**22: no process can have a larger id, so this one is always dead.
 DEAD_PID = 2**22 + 1
-SASAMOSENKO = "real-sasamosenko-3.2x.microsip.ini"
 
 
 @pytest.fixture
-def ini(tmp_path: Path, corpus: Path) -> Path:
+def ini(tmp_path: Path, data_dir: Path) -> Path:
     target = tmp_path / "Phone" / "microsip.ini"
     target.parent.mkdir()
-    shutil.copyfile(corpus / "ini" / SASAMOSENKO, target)
+    shutil.copyfile(data_dir / "ini" / "history-3.21.microsip.ini", target)
     return target
 
 

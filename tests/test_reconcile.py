@@ -40,6 +40,9 @@ from microsip_bridge.model import (
 
 SASAMOSENKO = Path("ini") / "real-sasamosenko-3.2x.microsip.ini"
 MICROTALK = Path("ini") / "real-microtalk-ng-2016.microsip.ini"
+# Ours, of the same shapes (tests/fixture_files.py): a 3.21 history and a 2016 fork's.
+HISTORY = Path("ini") / "history-3.21.microsip.ini"
+FORK = Path("ini") / "fork-2016.microsip.ini"
 T0 = 1_750_000_000  # whole seconds, as [Calls] keeps them
 
 
@@ -466,6 +469,31 @@ def test_the_sweep_is_idempotent(types: list[CallType], seen: set[int]) -> None:
 # --- the real world ---------------------------------------------------------------------------
 
 
+def test_sweeping_a_3_21_history(data_dir: Path) -> None:
+    # 30 calls as MicroSIP 3.21 writes them: a Cyrillic name, type 3, two calls in the same
+    # second, empty info, and the failure texts of a real PBX.
+    entries = read_history(IniDocument.load(data_dir / HISTORY)).entries
+    calls = calls_from_history(entries, known=set())
+    assert len(calls) == 30
+    assert len({c.call_id for c in calls}) == 30
+    by_key = {c.microsip_key: c for c in calls}
+    assert by_key[0].name == "Бухгалтерия (Иванова)"
+    assert (by_key[1].direction, by_key[1].outcome, by_key[1].duration) == (
+        Direction.OUTGOING,
+        Outcome.ANSWERED,
+        12.0,
+    )
+    assert by_key[3].outcome is Outcome.FAILED  # "Server Internal Error"
+    assert by_key[7].outcome is Outcome.CANCELLED  # "Canceled"
+    assert by_key[11].outcome is Outcome.FAILED  # "Not Found"
+    assert by_key[19].outcome is Outcome.MISSED
+    assert by_key[28].outcome is Outcome.ANSWERED_ELSEWHERE
+    seen = {(c.microsip_key or 0, c.microsip_time or 0) for c in calls}
+    assert calls_from_history(entries, seen) == []
+    # A second sweep of the same file gives the same ids.
+    assert [c.call_id for c in calls_from_history(entries, set())] == [c.call_id for c in calls]
+
+
 def test_sweeping_a_real_history(corpus: Path) -> None:
     # 44 calls written by MicroSIP 3.2x (corpus README): names in Cyrillic, type 3, two calls
     # in the same second, empty info.
@@ -491,10 +519,13 @@ def test_sweeping_a_real_history(corpus: Path) -> None:
     assert [c.call_id for c in calls_from_history(entries, set())] == [c.call_id for c in calls]
 
 
-def test_a_2016_fork_history_sweeps_too(corpus: Path) -> None:
-    entries = read_history(IniDocument.load(corpus / MICROTALK)).entries
+@pytest.mark.parametrize(
+    ("sample", "count"), [(f"data/{FORK}", 12), (f"corpus/{MICROTALK}", 11)], indirect=["sample"]
+)
+def test_a_2016_fork_history_sweeps_too(sample: Path, count: int) -> None:
+    entries = read_history(IniDocument.load(sample)).entries
     calls = calls_from_history(entries, known=set())
-    assert len(calls) == len(entries) == 11
+    assert len(calls) == len(entries) == count
     assert all(c.state is CallState.ENDED and c.outcome is not None for c in calls)
 
 
@@ -521,10 +552,11 @@ def hook_steps(e: CallEntry) -> list[tuple[str, str, float]]:
     return [("incoming", e.number, at), ("ring", e.number, at + 0.2), ("end", e.number, at + 9)]
 
 
-def test_hook_calls_reconcile_with_a_real_history(corpus: Path) -> None:
+@pytest.mark.parametrize("sample", [f"data/{HISTORY}", f"corpus/{SASAMOSENKO}"], indirect=True)
+def test_hook_calls_reconcile_with_a_real_history(sample: Path) -> None:
     # Replay the real calls through the hooks, then reconcile each with its entry: names come
     # from [Calls], outcomes agree with what MicroSIP recorded, nothing disagrees.
-    entries = read_history(IniDocument.load(corpus / SASAMOSENKO)).entries
+    entries = read_history(IniDocument.load(sample)).entries
     for e in entries:
         hooks = Hooks()
         call = hooks.play(hook_steps(e))

@@ -60,7 +60,6 @@ from microsip_bridge.sim.scenario import (
     steps_from_specs,
 )
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SCENARIOS = Path(__file__).resolve().parent / "data" / "scenarios"
 
 # A hook that appends its argv, and the newest [Calls] entry at the moment it runs, to a log: the
@@ -170,7 +169,12 @@ def rig(tmp_path: Path) -> Rig:
 # --- the folder -----------------------------------------------------------------------------------
 
 
-def test_created_ini_has_microsips_encoding_and_key_list(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "sample",
+    ["data/ini/no-calls.microsip.ini", "corpus/ini/real-eltonwillian-no-calls.microsip.ini"],
+    indirect=True,
+)
+def test_created_ini_has_microsips_encoding_and_key_list(tmp_path: Path, sample: Path) -> None:
     folder = create_folder(tmp_path / "ms", domain="pbx.example.invalid")
     raw = folder.ini.read_bytes()
     assert raw.startswith(b"\xff\xfe")  # facts §3.2: UTF-16LE with a BOM
@@ -178,9 +182,9 @@ def test_created_ini_has_microsips_encoding_and_key_list(tmp_path: Path) -> None
     assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")  # CRLF only
     doc = IniDocument.load(folder.ini)
     assert doc.encoding is IniEncoding.UTF16LE
-    # The [Settings] keys and their order are those MicroSIP wrote in the corpus file, plus the
-    # version= line every 3.22 start writes (facts §3.2).
-    real = IniDocument.load(CORPUS / "ini" / "real-eltonwillian-no-calls.microsip.ini")
+    # The [Settings] keys and their order are those MicroSIP wrote in a file without calls,
+    # plus the version= line every 3.22 start writes (facts §3.2).
+    real = IniDocument.load(sample)
     assert doc.keys("Settings") == [*real.keys("Settings"), "version"]
     assert list(SETTINGS_KEYS) == real.keys("Settings")
     assert doc.get("Settings", "version") == "3.22.3"
@@ -235,24 +239,31 @@ def test_a_second_simulator_on_the_same_folder_is_refused(rig: Rig) -> None:
         other.wait()
 
 
-def test_start_writes_version_and_only_its_own_keys(tmp_path: Path) -> None:
-    # A real MicroSIP 3.2x ini with 44 calls: the simulator adds its entry and callsLastKey and
-    # leaves every other line as it was (WritePrivateProfileString touches one key).
+@pytest.mark.parametrize(
+    "sample",
+    ["data/ini/history-3.21.microsip.ini", "corpus/ini/real-sasamosenko-3.2x.microsip.ini"],
+    indirect=True,
+)
+def test_start_writes_version_and_only_its_own_keys(tmp_path: Path, sample: Path) -> None:
+    # A MicroSIP 3.2x ini with its calls in slots 0 to n-1: the simulator adds its entry and
+    # callsLastKey and leaves every other line as it was (WritePrivateProfileString touches one
+    # key).
     folder = tmp_path / "ms"
     folder.mkdir()
-    shutil.copy(CORPUS / "ini" / "real-sasamosenko-3.2x.microsip.ini", folder / "microsip.ini")
+    shutil.copy(sample, folder / "microsip.ini")
     before = IniDocument.load(folder / "microsip.ini").text().splitlines()
+    n = len(read_history(IniDocument.load(sample)).entries)
     with Simulator(folder, clock=VirtualClock()) as sim:
         call = sim.incoming("5551234", "Jane")
         sim.caller_cancels(call)
     after = IniDocument.load(folder / "microsip.ini")
     history = read_history(after)
-    assert history.last_key == 44 and len(history.entries) == 45
+    assert history.last_key == n and len(history.entries) == n + 1
     assert history.latest is not None and history.latest.info == "Missed Call"
     changed = set(after.text().splitlines()) - set(before)
     assert changed == {
-        "callsLastKey=44",
-        "44=" + "5551234;Jane;2;1750000000;0;Missed Call",
+        f"callsLastKey={n}",
+        f"{n}=" + "5551234;Jane;2;1750000000;0;Missed Call",
         "version=3.22.3",
     }
 
@@ -631,9 +642,14 @@ def test_names_come_from_contacts_then_display_name(tmp_path: Path) -> None:
     assert names == ["Jane Roe", "Jane Roe", "Jane Roe", "Display", "Max Muster", "Display"]
 
 
-def test_names_from_a_real_contacts_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "sample",
+    ["data/contacts/pbx-export.Contacts.xml", "corpus/contacts/real-cassck-monitcall.Contacts.xml"],
+    indirect=True,
+)
+def test_names_from_a_real_contacts_file(tmp_path: Path, sample: Path) -> None:
     rig = Rig(tmp_path)
-    shutil.copy(CORPUS / "contacts" / "real-cassck-monitcall.Contacts.xml", rig.folder.contacts)
+    shutil.copy(sample, rig.folder.contacts)
     contact = next(c for c in read_contacts(rig.folder.contacts).loaded_by_microsip() if c.name)
     with rig.simulator(run_hooks=False) as sim:
         call = sim.incoming(contact.number, "Someone else")

@@ -1,4 +1,5 @@
-"""vCard 2.1/3.0/4.0: the real exports of the corpus, our QP fixture, and export round trips."""
+"""vCard 2.1/3.0/4.0: real-world exports (ours and the corpus's), our QP fixture, export round
+trips."""
 
 from __future__ import annotations
 
@@ -16,21 +17,14 @@ from microsip_bridge.errors import BridgeError, FileFormatError
 from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_xml import prepare_contact
 
-VCARD_FILES = (
-    "real-ezvcard-android-2.1.vcf",
-    "real-ezvcard-gmail-3.0.vcf",
-    "real-ezvcard-outlook-2003-2.1.vcf",
-    "real-roundcube-thebat-2.1.vcf",
-)
-
 
 def tel_values(data: bytes) -> list[str]:
     """An oracle independent of the importer: every TEL line's value, read from the raw bytes
-    (no TEL line in the corpus is folded or encoded)."""
+    (no TEL line in the samples is folded or encoded), a tel: URI's number without "tel:"."""
     values = []
     for line in data.splitlines():
         if re.match(rb"(?:[A-Za-z0-9-]+\.)?TEL[;:]", line):
-            values.append(line.split(b":", 1)[1].decode().strip())
+            values.append(line.split(b":", 1)[1].decode().strip().removeprefix("tel:"))
     return values
 
 
@@ -40,17 +34,47 @@ def accounted_for(result: ImportResult, value: str) -> bool:
     return any(repr(value) in note.message for note in result.report)
 
 
-# --- the corpus --------------------------------------------------------------------------------
+# --- real-world exports: ours (tests/data/vcard) and the corpus's ------------------------------
 
 
-@pytest.mark.parametrize("name", VCARD_FILES)
-def test_every_phone_number_in_the_corpus_ends_up_in_a_contact_or_the_report(
-    corpus: Path, name: str
+@pytest.mark.samples("vcard/*.vcf")
+def test_every_phone_number_in_the_samples_ends_up_in_a_contact_or_the_report(
+    sample: Path,
 ) -> None:
-    data = (corpus / "vcard" / name).read_bytes()
+    data = sample.read_bytes()
     result = import_vcard(data)
     missing = [value for value in tel_values(data) if not accounted_for(result, value)]
     assert missing == []
+
+
+def test_android_21_of_ours_with_quoted_printable_soft_breaks(data_dir: Path) -> None:
+    result = import_vcard((data_dir / "vcard" / "android-2.1.vcf").read_bytes())
+    # Trailing =20 of the QP values is trimmed.
+    assert [c.name for c in result.contacts] == ["Ñandú Pérez", "Óscar Ibáñez García", "Inés Núñez"]
+    nandu, oscar, ines = result.contacts
+    assert (nandu.number, nandu.mobile) == ("600100200", "600100200")  # TEL;CELL;PREF
+    # Four numbers: CELL;PREF -> mobile, HOME -> phone, the second CELL takes the free number
+    # field and the second HOME finds no room: it is reported.
+    assert (oscar.number, oscar.phone, oscar.mobile) == ("600100302", "910100301", "600100300")
+    # A QP soft break ("=" at the end of a line) continues on a line starting with "=20".
+    assert (oscar.firstname, oscar.lastname) == ("Óscar", "Ibáñez García")
+    assert oscar.comment.count("\n") == 1  # two NOTE lines, joined
+    assert oscar.comment.startswith("Primera línea de la nota, bastante larga")
+    # The same number as CELL, WORK and WORK;FAX is kept once, with no report; then a folded
+    # base64 photo and its blank line are passed over.
+    assert (ines.number, ines.mobile, ines.email) == (
+        "600100400",
+        "600100400",
+        "ines@example.invalid",
+    )
+    assert [str(n) for n in result.report] == [
+        "card 1 (line 1): 'office@example.invalid' has no phone number; skipped",
+        "card 2 (line 6): 'noreply@example.invalid' has no phone number; skipped",
+        (
+            "card 4, line 27 (TEL): number '910100303' (TEL;HOME) not imported: "
+            "the number, phone and mobile fields are all in use"
+        ),
+    ]
 
 
 def test_android_21_with_quoted_printable_soft_breaks(corpus: Path) -> None:
@@ -81,6 +105,21 @@ def test_android_21_with_quoted_printable_soft_breaks(corpus: Path) -> None:
     ]
 
 
+def test_gmail_30_of_ours_with_grouped_tel(data_dir: Path) -> None:
+    result = import_vcard((data_dir / "vcard" / "gmail-3.0.vcf").read_bytes())
+    [priya] = result.contacts
+    assert (priya.name, priya.firstname, priya.lastname) == ("Priya Raman", "Priya", "Raman")
+    # TYPE=CELL -> mobile; the untyped item1.TEL -> number. X-ICQ is not a phone number.
+    assert (priya.number, priya.phone, priya.mobile) == ("555 010 2222", "", "555 010 1111")
+    assert "400123456" not in priya.numbers()
+    assert priya.email == "priya@example.invalid"
+    # ADR;TYPE=HOME wins over item2.ADR; \n and \, are unescaped.
+    assert priya.address == "12 Home Lane\nSpringfield, SP 10001"
+    # A folded NOTE line ("TeamRo" + "le") is unfolded.
+    assert priya.comment.endswith("in the morning.\nTeamRole: Lead")
+    assert result.report == []
+
+
 def test_gmail_30_with_grouped_tel(corpus: Path) -> None:
     result = import_vcard((corpus / "vcard" / "real-ezvcard-gmail-3.0.vcf").read_bytes())
     [greg] = result.contacts
@@ -94,6 +133,33 @@ def test_gmail_30_with_grouped_tel(corpus: Path) -> None:
     # A folded NOTE line ("ACust" + "omField") is unfolded.
     assert greg.comment.endswith("NOTE type.\nACustomField: CustomField")
     assert result.report == []
+
+
+def test_outlook_2003_of_ours_with_x509_key_and_qp_note(data_dir: Path) -> None:
+    result = import_vcard((data_dir / "vcard" / "outlook-2003-2.1.vcf").read_bytes())
+    [henrik] = result.contacts
+    assert (henrik.name, henrik.firstname, henrik.lastname) == (
+        "Dr. Henrik Lindqvist Sr.",
+        "Henrik",
+        "Lindqvist",
+    )
+    assert (henrik.number, henrik.phone, henrik.mobile) == (
+        "+46 8 000 001",
+        "+46 8 000 002",
+        "+46 70 000 003",
+    )
+    # "=0D=" + line break + "=0A": a QP soft break inside a CRLF.
+    assert henrik.comment == "First line\nNext line\n\nLast line, cut here"
+    assert (henrik.address, henrik.city, henrik.state, henrik.zip) == (
+        "Exempelgatan 7, Floor 3",
+        "Stockholm",
+        "AB",
+        "111 22",
+    )
+    assert henrik.email == "henrik@example.invalid"  # after the base64 KEY and its blank lines
+    assert [(n.where, "'+46 8 000 004'" in n.message) for n in result.report] == [
+        ("card 1, line 14 (TEL)", True)
+    ]
 
 
 def test_outlook_2003_with_x509_key_and_qp_note(corpus: Path) -> None:
@@ -115,30 +181,61 @@ def test_outlook_2003_with_x509_key_and_qp_note(corpus: Path) -> None:
     ]
 
 
-def test_the_bat_qp_without_charset(corpus: Path) -> None:
-    data = (corpus / "vcard" / "real-roundcube-thebat-2.1.vcf").read_bytes()
+@pytest.mark.parametrize(
+    ("sample", "as_cp1252", "as_cp1250"),
+    [
+        ("data/vcard/thebat-2.1.vcf", "Micha³ Nowak", "Michał Nowak"),
+        ("corpus/vcard/real-roundcube-thebat-2.1.vcf", "Piotr Iksiñski", "Piotr Iksiński"),
+    ],
+    indirect=["sample"],
+)
+def test_the_bat_qp_without_charset(sample: Path, as_cp1252: str, as_cp1250: str) -> None:
+    data = sample.read_bytes()
     result = import_vcard(data)
     assert result.contacts == []  # no number
-    # =F1 with no CHARSET and not UTF-8: read as cp1252 by default, and said so.
+    # 8-bit QP with no CHARSET and not UTF-8: read as cp1252 by default, and said so.
     assert [str(n) for n in result.report] == [
         "card 1, line 4 (FN): 8-bit text without CHARSET that is not UTF-8: read as cp1252",
-        "card 1 (line 1): 'Piotr Iksiñski' has no phone number; skipped",
+        f"card 1 (line 1): {as_cp1252!r} has no phone number; skipped",
     ]
     # The writer's real charset (a Polish user's cp1250) can be given.
     fixed = import_vcard(data, encoding="cp1250")
-    assert "'Piotr Iksiński' has no phone number" in fixed.report[-1].message
+    assert f"{as_cp1250!r} has no phone number" in fixed.report[-1].message
 
 
-def test_vobject_cannot_read_the_corpus(corpus: Path) -> None:
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "data/vcard/android-2.1.vcf",
+        "data/vcard/outlook-2003-2.1.vcf",
+        "corpus/vcard/real-ezvcard-android-2.1.vcf",
+        "corpus/vcard/real-ezvcard-outlook-2003-2.1.vcf",
+    ],
+    indirect=True,
+)
+def test_vobject_cannot_read_the_samples(sample: Path) -> None:
     """Why this module has its own parser: vobject 0.9.9 stops at QP soft line breaks."""
     vobject = pytest.importorskip("vobject")
-    for name in ("real-ezvcard-android-2.1.vcf", "real-ezvcard-outlook-2003-2.1.vcf"):
-        text = (corpus / "vcard" / name).read_text("utf-8")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with pytest.raises(vobject.base.ParseError):
-                list(vobject.readComponents(text))
-        assert import_vcard(text).contacts
+    text = sample.read_text("utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(vobject.base.ParseError):
+            list(vobject.readComponents(text))
+    assert import_vcard(text).contacts
+
+
+def test_40_of_ours_with_a_tel_uri_and_a_card_without_fn(data_dir: Path) -> None:
+    result = import_vcard((data_dir / "vcard" / "contacts-4.0.vcf").read_bytes())
+    zoe, luc = result.contacts
+    # TYPE=cell with PREF and a tel: URI -> mobile, "voice,home" -> phone, work -> number.
+    assert (zoe.number, zoe.phone, zoe.mobile) == (
+        "+33 1 00 00 01 03",
+        "+33 1 00 00 01 02",
+        "+33-6-00-00-01-01",
+    )
+    assert zoe.name == "Zoë Martin"
+    assert (luc.name, luc.number) == ("Luc Dubois", "+33 6 00 00 02 01")  # built from N
+    assert result.report == []
 
 
 # --- our fixture --------------------------------------------------------------------------------
