@@ -1,5 +1,5 @@
 """`python -m microsip_bridge` runs the command-line interface."""
 
-from microsip_bridge.cli import main
+from microsip_bridge.entry import main
 
 main()

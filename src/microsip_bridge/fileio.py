@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -124,6 +125,19 @@ def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
                 leftover.unlink()
                 removed.append(leftover)
     return removed
+
+
+def private_dir(folder: Path) -> Path:
+    """Create ``folder`` (and its parents) readable by the user alone; an existing folder of the
+    user's is made private too (POSIX: 0700). The bridge's home holds the call log, the token
+    and the logs: other local users must not read them."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if sys.platform != "win32":
+        with contextlib.suppress(OSError):
+            if folder.stat().st_uid == os.getuid() and folder.stat().st_mode & 0o077:
+                folder.chmod(0o700)
+    return folder
 
 
 def fsync_dir(folder: Path) -> None:

@@ -58,6 +58,26 @@ def serve(
         microsip-bridge serve --port 5800 --ini "C:\\MicroSIP\\microsip.ini"
         microsip-bridge serve --database postgresql://bridge@db.example/calls
     """
+    from microsip_bridge.server.lifecycle import catch_stop_signals, release_stop_signals
+
+    catch_stop_signals()  # main() did it already; here too for callers that skip main()
+    # Everything the daemon creates (database, logs) is the user's alone.
+    umask = os.umask(0o077) if os.name == "posix" else None
+    try:
+        _serve(host, port, database, microsip_path, ini_path)
+    finally:
+        if umask is not None:
+            os.umask(umask)
+        release_stop_signals()
+
+
+def _serve(
+    host: str | None,
+    port: int | None,
+    database: str | None,
+    microsip_path: Path | None,
+    ini_path: Path | None,
+) -> None:
     from microsip_bridge.errors import NotFoundError
     from microsip_bridge.server.runner import serve as run
     from microsip_bridge.server.settings import DaemonSettings

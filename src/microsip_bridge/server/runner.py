@@ -2,15 +2,17 @@
 
 Order of a start (:func:`serve`):
 
-1. refuse to start when another daemon answers for the same home (``daemon.json``);
+1. take the home's lock (``daemon.lock``): a second daemon for the same home says which pid
+   holds it and exits non-zero; make the home private to the user (0700);
 2. bind the socket (a clear error when the port is taken);
 3. migrate the store, reload open calls, ingest the spool (errors are one line, not a trace);
 4. serve; once listening, write ``<home>/daemon.json`` (0600: host, port, pid, token file) so the
    hook finds us, announce where we listen, and ingest what was spooled while we started.
 
-On Ctrl-C or SIGTERM (SIGBREAK on Windows) ``daemon.json`` is removed first, so new hooks spool
-instead of knocking on a closing door; then uvicorn finishes the requests in flight (they wait
-for their commits), and the ingestor commits what is queued. The process then exits 0.
+Ctrl-C or SIGTERM (SIGBREAK on Windows) at any moment, start-up included, stops it cleanly
+(:mod:`.lifecycle`): the step in progress finishes, ``daemon.json`` is removed first, so new
+hooks spool instead of knocking on a closing door; then uvicorn finishes the requests in flight
+(they wait for their commits), and the ingestor commits what is queued. The process exits 0.
 A daemon killed hard leaves ``daemon.json`` behind: the hook's connection is refused at once and
 it spools, and the next start replaces the file.
 """
@@ -23,7 +25,6 @@ import json
 import logging
 import logging.handlers
 import os
-import signal
 import socket
 import sys
 import threading
@@ -33,11 +34,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from uvicorn.server import HANDLED_SIGNALS
 
 from microsip_bridge import __version__
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.fileio import atomic_write
+from microsip_bridge.fileio import atomic_write, private_dir
+from microsip_bridge.server.guard import BurstFilter, GuardedH11Protocol, raise_fd_limit
+from microsip_bridge.server.lifecycle import (
+    HomeLock,
+    StopSignals,
+    catch_stop_signals,
+    release_stop_signals,
+    stop_signals_caught,
+)
 from microsip_bridge.server.security import token_path
 from microsip_bridge.server.settings import WILDCARD_HOSTS, DaemonSettings
 from microsip_bridge.wire import DAEMON_FILE, parse_json
@@ -195,24 +203,15 @@ class DaemonServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        # uvicorn re-raises the signal after a graceful stop, which would end the process with
-        # SIGTERM's status although everything was shut down in order.
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
+        # The Daemon's StopSignals, installed before start-up, handle the signals for the whole
+        # run; uvicorn's own would re-raise them after a graceful stop (exit status 143).
+        yield
 
-    @property
-    def stop_signal(self) -> str | None:
-        """The name of the signal that stopped the server, if one did."""
-        if not self._captured_signals:
-            return None
-        return signal.Signals(self._captured_signals[0]).name
+    def request_stop(self, count: int) -> None:
+        """A stop signal came: stop gracefully; a second one: stop now."""
+        if count > 1:
+            self.force_exit = True
+        self.should_exit = True
 
     def _database(self) -> str:
         from microsip_bridge.store.engine import default_url, safe_url
@@ -224,8 +223,20 @@ class DaemonServer(uvicorn.Server):
         ini = self.settings.ini
         where = f"http://{_authority(host, port)}"
         shown_ini = str(ini) if ini is not None else "none (no reconciliation with [Calls])"
-        lines = [
-            f"microsip-bridge {__version__}: listening on {where} (pid {os.getpid()})",
+        bound = self.settings.host
+        if bound in WILDCARD_HOSTS:
+            # Say the truth: every interface, not loopback.
+            every = _authority(bound or "0.0.0.0", port)  # noqa: S104 - shown, not bound
+            listening = f"listening on every address ({every}); local clients use {where}"
+        else:
+            listening = f"listening on {where}"
+        lines = [f"microsip-bridge {__version__}: {listening} (pid {os.getpid()})"]
+        if not _is_loopback(bound):
+            lines.append(
+                "  WARNING: other machines can reach this daemon; its API has no TLS, so the "
+                "token and the calls cross the network in clear text"
+            )
+        lines += [
             f"  database:     {self._database()}",
             f"  token:        {token_path(self.settings.home)}",
             f"  MicroSIP ini: {shown_ini}",
@@ -234,21 +245,41 @@ class DaemonServer(uvicorn.Server):
         return "\n".join(lines)
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def setup_logging(home: Path, level: int = logging.INFO) -> None:
     """The daemon's log: stderr and ``<home>/logs/daemon.log`` (rotated at 1 MiB, 3 kept)."""
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     try:
-        folder = home / "logs"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(home / "logs")
         handlers.append(
             logging.handlers.RotatingFileHandler(
                 folder / LOG_NAME, maxBytes=1024 * 1024, backupCount=3, encoding="utf-8"
             )
         )
+        if os.name == "posix":
+            (folder / LOG_NAME).chmod(0o600)  # whatever the umask: it names callers
     except OSError as exc:
         print(f"microsip-bridge: cannot write {home / 'logs'}: {exc.strerror}", file=sys.stderr)
-    for name, lvl in (("microsip_bridge", level), ("uvicorn", logging.WARNING)):
+    bursts = BurstFilter()
+    for handler in handlers:
+        handler.addFilter(bursts)
+    for name, lvl in (
+        ("microsip_bridge", level),
+        ("uvicorn", logging.WARNING),
+        # asyncio logs each failed accept() with a traceback: one line per burst instead.
+        ("asyncio", logging.WARNING),
+    ):
         target = logging.getLogger(name)
         for handler in list(target.handlers):
             if getattr(handler, "_microsip_bridge", False):
@@ -306,23 +337,46 @@ class Daemon:
             self._listening.set()
 
     def _run(self) -> str | None:
+        # `serve` catches the stop signals as its very first step; a daemon run by a program
+        # (a test, a service wrapper) catches them here and gives them back when it ends.
+        ours = not stop_signals_caught()
+        stop = catch_stop_signals()
+        try:
+            settings = self.settings
+            private_dir(settings.home)
+            with HomeLock(settings.home):
+                if self.configure_logging:
+                    setup_logging(settings.home)
+                if stop is not None:
+                    stop.on_stop(self._on_signal)
+                return self._start_and_serve(stop)
+        finally:
+            if ours:
+                release_stop_signals()
+
+    def _start_and_serve(self, stop: StopSignals | None) -> str | None:
         from microsip_bridge.server.app import create_app
         from microsip_bridge.store.engine import make_engine
 
         settings = self.settings
-        if self.configure_logging:
-            setup_logging(settings.home)
         other = running_daemon(settings.home)
-        if other is not None:
+        if other is not None:  # a daemon of an older version, which took no lock
             raise BridgeError(
                 f"a daemon already runs for this home: pid {other.get('pid')} at "
                 f"{other.get('url')}",
                 path=settings.home,
             )
+        if self._stopping():
+            return self._stopped_by(stop)
         engine = make_engine(settings.database_url, settings.home)
-        sock = bind_socket(settings.host, settings.port)
+        _make_private(settings)
+        sock = None
         ingestor = None
         try:
+            if self._stopping():
+                return self._stopped_by(stop)
+            sock = bind_socket(settings.host, settings.port)
+            raise_fd_limit()
             app = create_app(settings, engine)
             ingestor = app.state.ingestor
             ingestor.start()
@@ -335,21 +389,36 @@ class Daemon:
                 lifespan="on",
                 server_header=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+                http=GuardedH11Protocol,
             )
             server = DaemonServer(
                 config, settings, announce=self.announce, on_listening=self._on_listening
             )
             self._server = server
-            if self._stop_requested:
-                return None
+            if self._stopping():
+                return self._stopped_by(stop)
             server.run(sockets=[sock])
-            return server.stop_signal
+            return self._stopped_by(stop)
         finally:
             if ingestor is not None:
                 ingestor.stop()
-            sock.close()
+            if sock is not None:
+                sock.close()
             remove_daemon_file(settings.home, os.getpid())
             engine.dispose()
+
+    def _stopping(self) -> bool:
+        """A stop was asked for (a signal, or :meth:`stop` from another thread)."""
+        return self._stop_requested
+
+    def _on_signal(self, count: int) -> None:
+        self._stop_requested = True
+        if self._server is not None:
+            self._server.request_stop(count)
+
+    @staticmethod
+    def _stopped_by(stop: StopSignals | None) -> str | None:
+        return stop.signal_name if stop is not None else None
 
     def _on_listening(self, host: str, port: int) -> None:
         self.address = (host, port)
@@ -372,6 +441,18 @@ class Daemon:
         if self._server is not None:
             self._server.should_exit = True
         self._finished.wait(timeout)
+
+
+def _make_private(settings: DaemonSettings) -> None:
+    """bridge.db and its journal files, readable by the user alone (SQLite creates them with
+    the umask's permissions)."""
+    if os.name != "posix" or settings.database_url:
+        return
+    from microsip_bridge.store.engine import DB_NAME
+
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            (settings.home / f"{DB_NAME}{suffix}").chmod(0o600)
 
 
 def serve(
