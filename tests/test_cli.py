@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from microsip_bridge.cli import main
-from microsip_bridge.microsip.contacts_xml import read_contacts
 from microsip_bridge.microsip.inifile import IniDocument
 
 REPO = Path(__file__).resolve().parents[1]
@@ -272,123 +271,6 @@ def test_writes_are_refused_while_the_simulated_microsip_runs(
     assert (folder / "microsip.ini").read_bytes() == original
     code, _, _ = run(capsys, *args, "--force")
     assert code == 0
-
-
-# --- contacts ----------
-
-
-@pytest.mark.parametrize(
-    ("fmt", "probe"),
-    [
-        ("csv", "\ufeffName,Number"),
-        ("vcf", "BEGIN:VCARD"),
-        ("json", '"name": "Jane Doe"'),
-        ("directory-json", '"items":'),
-        ("directory-xml", "<contacts"),
-        ("xml", '<?xml version="1.0"?>\r\n<contacts>'),
-    ],
-)
-def test_contacts_export_formats(
-    capsys: pytest.CaptureFixture[str], folder: Path, tmp_path: Path, fmt: str, probe: str
-) -> None:
-    target = tmp_path / f"out.{fmt}"
-    code, _, _ = run(
-        capsys, "contacts", "export", "--microsip", str(folder), "--format", fmt, "-o", str(target)
-    )
-    assert code == 0
-    text = target.read_bytes().decode("utf-8")
-    assert text.startswith(probe) or probe in text
-    assert "Smith &" in text or "Smith &amp;" in text or "Smith \\u0026" in text
-
-
-def test_contacts_import_dry_run_then_merge(
-    capsys: pytest.CaptureFixture[str], folder: Path, corpus: Path
-) -> None:
-    contacts = folder / "Contacts.xml"
-    original = contacts.read_bytes()
-    source = corpus / "vcard" / "real-ezvcard-gmail-3.0.vcf"
-    code, out, _ = run(
-        capsys, "contacts", "import", str(source), "--microsip", str(folder), "--dry-run"
-    )
-    assert code == 0
-    assert "+ add" in out
-    assert contacts.read_bytes() == original
-    code, out, _ = run(capsys, "contacts", "import", str(source), "--microsip", str(folder))
-    assert code == 0
-    after = read_contacts(contacts).contacts
-    assert len(after) > 9
-    # Importing the same file again changes nothing (merge on number and name, facts §4.5).
-    code, out, err = run(capsys, "contacts", "import", str(source), "--microsip", str(folder))
-    assert "nothing to change" in err
-    assert len(read_contacts(contacts).contacts) == len(after)
-
-
-def test_contacts_import_refuses_a_file_without_numbers(
-    capsys: pytest.CaptureFixture[str], folder: Path, corpus: Path
-) -> None:
-    contacts = folder / "Contacts.xml"
-    original = contacts.read_bytes()
-    source = corpus / "csv" / "real-roundcube-outlook-emails-only.csv"
-    code, _, err = run(capsys, "contacts", "import", str(source), "--microsip", str(folder))
-    assert code == 1
-    assert str(source) in err
-    assert err.count("\n") == 1
-    assert contacts.read_bytes() == original
-
-
-def test_contacts_import_needs_a_file_name_or_format_it_knows(
-    capsys: pytest.CaptureFixture[str], folder: Path, tmp_path: Path
-) -> None:
-    source = tmp_path / "contacts.ods"
-    source.write_bytes(b"Name,Number\nJane,1\n")
-    code, _, err = run(capsys, "contacts", "import", str(source), "--microsip", str(folder))
-    assert code == 1
-    assert err == (
-        f"microsip-bridge: error: {source}: cannot tell the format from the file name; "
-        "pass --format csv|vcf|json|xml\n"
-    )
-    args = ("contacts", "import", str(source), "--microsip", str(folder), "--format", "csv")
-    code, out, _ = run(capsys, *args, "--dry-run")
-    assert code == 0
-    assert "1 added" in out
-
-
-def test_contacts_import_replace_report_json(
-    capsys: pytest.CaptureFixture[str], folder: Path, corpus: Path
-) -> None:
-    source = corpus / "csv" / "real-roundcube-google.csv"
-    code, out, _ = run(
-        capsys,
-        "contacts",
-        "import",
-        str(source),
-        "--microsip",
-        str(folder),
-        "--replace",
-        "--report-format",
-        "json",
-    )
-    assert code == 0
-    report = json.loads(out)
-    assert report["summary"]["removed"] == 9
-    assert report["report"], "numbers that did not fit must be reported"
-    assert len(read_contacts(folder / "Contacts.xml").contacts) == report["summary"]["added"]
-
-
-def test_contacts_list_on_hostile_xml_is_one_line(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    bomb = tmp_path / "Contacts.xml"
-    bomb.write_text(
-        '<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
-        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<contacts><contact name="&b;"/></contacts>'
-    )
-    code, _, err = run(
-        capsys, "contacts", "list", "--contacts", str(bomb), "--ini", str(tmp_path / "microsip.ini")
-    )
-    assert code != 0
-    assert err.count("\n") == 1
-    assert "Contacts.xml" in err
 
 
 # --- errors as users see them ----------
