@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from microsip_bridge.contacts import importing
-from microsip_bridge.contacts.csvfile import import_csv, sniff_delimiter
+from microsip_bridge.contacts.csvfile import check_delimiter, import_csv, sniff_delimiter
 from microsip_bridge.contacts.importing import ImportResult
+from microsip_bridge.contacts.vcard import import_vcard
 from microsip_bridge.errors import BridgeError, FileFormatError, UnsafeInputError
 from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_csv import HEADER, export_csv
@@ -89,7 +90,8 @@ def test_google_outlook_csv_export_of_ours(data_dir: Path) -> None:
     assert (sigrid.city, sigrid.zip, sigrid.email) == ("Tromsø", "9008", "sigrid@example.invalid")
     assert contacts["Åse Lund"].address.startswith("Fjordveien 2B\n")
     # Row 4 has only an e-mail address: skipped, and said so.
-    assert [str(n) for n in result.report] == [
+    assert result.report == []
+    assert [str(s) for s in result.skipped] == [
         "row 4: 'info@example.invalid' has no phone number; skipped"
     ]
 
@@ -109,7 +111,8 @@ def test_google_outlook_csv_export(corpus: Path) -> None:
     assert (norway.city, norway.zip, norway.email) == ("Oslo", "0357", "mail@hotmail.com")
     assert contacts["John Cruickshank"].address.startswith("Vardåslia 10\n")
     # Row 4 has only an e-mail address: skipped, and said so.
-    assert [str(n) for n in result.report] == [
+    assert result.report == []
+    assert [str(s) for s in result.skipped] == [
         "row 4: 'mail@mail.com' has no phone number; skipped"
     ]
 
@@ -139,12 +142,12 @@ def test_google_csv_of_ours_with_seven_phones(data_dir: Path) -> None:
     amelia, bao = result.contacts
     assert amelia.name == "Dr. Amelia Rose Hartley Jr."
     assert (amelia.firstname, amelia.lastname) == ("Amelia", "Hartley")
-    # MicroSIP's aliases: Phone 1 - Value -> mobile, Phone 2 - Value -> phone (facts §4.5),
-    # whatever Google's type column says; the first extra phone takes the free number field.
+    # By Google's type column, as the vCard importer maps TEL types: Mobile -> mobile, Home ->
+    # phone, Work/Main/Other -> number (the first of them).
     assert (amelia.mobile, amelia.phone, amelia.number) == (
         "+44 7700 900101",
-        "+44 20 7946 0102",
         "+44 20 7946 0103",
+        "+44 20 7946 0102",
     )
     assert amelia.comment == 'Call "after" lunch'  # doubled quotes
     assert amelia.email == "amelia@example.invalid"  # the first ":::"-free e-mail column
@@ -181,8 +184,8 @@ def test_google_csv_of_ours_with_seven_phones(data_dir: Path) -> None:
                 (7, "+44 20 7946 0107", "Main"),
             ]
         ),
-        ("row 4", "'Newsletter' has no phone number; skipped"),
     ]
+    assert [str(s) for s in result.skipped] == ["row 4: 'Newsletter' has no phone number; skipped"]
 
 
 def test_google_csv_with_seven_phones(corpus: Path) -> None:
@@ -190,9 +193,10 @@ def test_google_csv_with_seven_phones(corpus: Path) -> None:
     [contact] = result.contacts
     assert contact.name == "Prefix Firstname Middle Lastname Suffix"
     assert (contact.firstname, contact.lastname) == ("Firstname", "Lastname")
-    # MicroSIP's aliases: Phone 1 - Value -> mobile, Phone 2 - Value -> phone (facts §4.5),
-    # whatever Google's type column says; the first extra phone takes the free number field.
-    assert (contact.mobile, contact.phone, contact.number) == ("pager", "mainphone", "homephone")
+    # By Google's "Phone N - Type", as the vCard importer maps TEL types: Main -> number,
+    # Home -> phone, Mobile -> mobile. MicroSIP's own aliases (Phone 1 -> mobile, Phone 2 ->
+    # phone) put this contact's pager into mobile.
+    assert (contact.number, contact.phone, contact.mobile) == ("mainphone", "homephone", "mobile")
     assert contact.comment == 'note"note'  # doubled quotes
     assert contact.email == "home@aaa.pl"
     assert (contact.address, contact.city, contact.state, contact.zip) == (
@@ -212,8 +216,8 @@ def test_google_csv_with_seven_phones(corpus: Path) -> None:
             ),
         )
         for i, value, kind in [
+            (1, "pager", "Pager"),
             (4, "homefax", "Home Fax"),
-            (5, "mobile", "Mobile"),
             (6, "workphone", "Work"),
             (7, "workfax", "Work Fax"),
         ]
@@ -334,7 +338,8 @@ def test_excel_unicode_text_is_utf16_tsv(data_dir: Path) -> None:
     assert asa.phone == "+46 8 123 45 68"  # the Business Fax fills the one free field
     assert asa.comment == "Rad ett\nRad två"
     assert contacts["李雷"].number == "13800138000"
-    assert [str(n) for n in result.report] == ["row 4: 'Ünal Yılmaz' has no phone number; skipped"]
+    assert result.report == []
+    assert [str(s) for s in result.skipped] == ["row 4: 'Ünal Yılmaz' has no phone number; skipped"]
 
 
 def test_semicolon_separated_utf8_with_bom(data_dir: Path) -> None:
@@ -349,7 +354,7 @@ def test_semicolon_separated_utf8_with_bom(data_dir: Path) -> None:
     assert (joerg.address, joerg.city, joerg.zip) == ("Straße 1", "Berlin", "10115")
     assert joerg.comment == "Kunde, seit 2020"
     assert (marie.name, marie.comment, marie.starred) == ("Dupont; Marie", 'dit "bonjour"', False)
-    assert [n.where for n in result.report] == ["row 4"]
+    assert [s.where for s in result.skipped] == ["row 4"]
 
 
 def test_ansi_file_falls_back_to_cp1252_and_says_so(data_dir: Path) -> None:
@@ -393,6 +398,54 @@ def test_header_aliases_match_case_insensitively_and_microsip_aliases_win() -> N
     assert (contact.name, contact.number, contact.address) == ("Real", "1", "addr")
 
 
+_GOOGLE_HEADER = (
+    "Name,Phone 1 - Type,Phone 1 - Value,Phone 2 - Type,Phone 2 - Value,"
+    "Phone 3 - Type,Phone 3 - Value\n"
+)
+
+
+def test_google_phones_go_by_their_type_not_their_column() -> None:
+    # MicroSIP's aliases make Phone 1 the mobile whatever its type: here an office number.
+    data = (_GOOGLE_HEADER + "Ann,Work,111,Mobile,222,Home,333\n").encode()
+    [ann] = import_csv(data).contacts
+    assert (ann.number, ann.phone, ann.mobile) == ("111", "333", "222")
+
+
+def test_google_csv_and_google_vcard_give_the_same_contact() -> None:
+    csv_data = (_GOOGLE_HEADER + "Ann,Home,1,Other,2,Work Mobile,3\n").encode()
+    vcard = (
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\nTEL;TYPE=HOME:1\r\nTEL:2\r\n"
+        b"TEL;TYPE=CELL,WORK:3\r\nEND:VCARD\r\n"
+    )
+    [from_csv] = import_csv(csv_data).contacts
+    [from_vcard] = import_vcard(vcard).contacts
+    assert from_csv.numbers() == from_vcard.numbers()
+    assert (from_csv.number, from_csv.phone, from_csv.mobile) == ("2", "1", "3")
+
+
+def test_google_primary_phone_comes_first_and_untyped_is_the_number() -> None:
+    data = (_GOOGLE_HEADER + "Ann,Work,111,* Work,222,,333\n").encode()
+    result = import_csv(data)
+    [ann] = result.contacts
+    # "* " marks Google's primary phone: it takes the number field before the first Work.
+    assert (ann.number, ann.phone, ann.mobile) == ("222", "111", "333")
+    assert result.report == []
+    # Without a type cell the phone is any voice number; a lone Mobile is copied into the
+    # number by ContactPrepare, as MicroSIP does.
+    [bob] = import_csv((_GOOGLE_HEADER + "Bob,,5,Mobile,6,,\n").encode()).contacts
+    assert (bob.number, bob.phone, bob.mobile) == ("5", "", "6")
+    [cy] = import_csv((_GOOGLE_HEADER + "Cy,Mobile,7,,,,\n").encode()).contacts
+    assert (cy.number, cy.phone, cy.mobile) == ("7", "", "7")
+
+
+def test_delimiter_rule() -> None:
+    assert check_delimiter(";") == ";"
+    assert check_delimiter("\\t") == check_delimiter("tab") == "\t"
+    for bad in ("", ";;", '"', "\n"):
+        with pytest.raises(FileFormatError, match="one character"):
+            check_delimiter(bad)
+
+
 def test_google_multi_values_fill_free_slots_then_the_report() -> None:
     data = b"Name,Phone 1 - Value,E-mail 1 - Value\nAnn,111 ::: 222 ::: 333 ::: 444,a@x ::: b@x\n"
     result = import_csv(data)
@@ -425,8 +478,8 @@ def test_rows_without_numbers_and_blank_lines() -> None:
     data = b"Name,Number\n\nAnn,\n,\nBob,2\n"
     result = import_csv(data)
     assert [c.name for c in result.contacts] == ["Bob"]
-    # Blank lines are no contacts; a named row without a number is reported (spreadsheet rows).
-    assert [str(n) for n in result.report] == ["row 3: 'Ann' has no phone number; skipped"]
+    # Blank lines are no contacts; a named row without a number is listed (spreadsheet rows).
+    assert [str(s) for s in result.skipped] == ["row 3: 'Ann' has no phone number; skipped"]
 
 
 def test_values_past_the_header_are_reported() -> None:

@@ -10,8 +10,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from microsip_bridge.contacts.csvfile import import_csv
-from microsip_bridge.contacts.importing import ImportResult, prepared_key
-from microsip_bridge.contacts.merge import describe, merge
+from microsip_bridge.contacts.importing import ImportResult, Skipped, prepared_key
+from microsip_bridge.contacts.merge import describe, merge, records, summary, summary_line
 from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_csv import export_csv
 
@@ -92,7 +92,21 @@ def test_duplicates_within_the_import_are_combined() -> None:
 def test_contacts_without_a_number_are_skipped() -> None:
     plan = merge([], [Contact(name="Nobody", email="n@x")])
     assert plan.result == []
-    assert plan.skipped == [Contact(name="Nobody", email="n@x")]
+    assert plan.skipped == [Skipped("contact 1", "Nobody")]
+
+
+def test_the_importers_skips_are_counted_with_the_merges() -> None:
+    # A row the importer skipped is one the user sees listed: it must be in the counts too.
+    result = ImportResult(
+        contacts=[Contact(name="Ann", number="1"), Contact(name="Nobody")],
+        skipped=[Skipped("row 3", "n@x")],
+    )
+    plan = merge([], result)
+    assert plan.skipped == [Skipped("row 3", "n@x"), Skipped("contact 2", "Nobody")]
+    assert summary(plan)["skipped"] == 2
+    assert summary_line(plan) == (
+        "1 added, 0 updated, 0 unchanged, 0 removed, 0 duplicates in file, 2 skipped"
+    )
 
 
 def test_replace_removes_the_unmatched() -> None:
@@ -127,17 +141,35 @@ def test_describe() -> None:
         Contact(name="Jane Doe", number="5551234"),
         Contact(name="No number"),
     ]
-    lines = describe(merge(existing, imported, replace=True))
-    assert lines == [
+    plan = merge(existing, imported, replace=True)
+    # One line per change, and the summary once, by the caller (it used to be printed twice).
+    assert describe(plan) == [
         '+ add  "Jane Doe" 5551234',
         '~ update "Bob" 1001: email "" -> "b@x", comment "" -> "line\\n' + "x" * 54 + '…"',
         '- remove "Old" 1002',
         '= duplicate "Jane Doe" 5551234: combined with an earlier imported contact',
-        '! skip "No number" (no number): no number',
-        (
-            "1 added, 1 updated, 0 unchanged, 1 removed, 1 duplicate combined, "
-            "1 skipped without a number"
-        ),
+        '! skip contact 4 "No number": has no phone number',
+    ]
+    assert summary_line(plan) == (
+        "1 added, 1 updated, 0 unchanged, 1 removed, 1 duplicates in file, 1 skipped"
+    )
+
+
+def test_records_are_structured() -> None:
+    existing = [Contact(name="Bob", number="1001")]
+    imported = [Contact(name="Bob", number="1001", email="b@x"), Contact(firstname="Ann")]
+    blank = {"fields": [], "reason": "", "where": ""}
+    assert records(merge(existing, [*imported, Contact(name="Jo", mobile="7")])) == [
+        {"action": "added", "name": "Jo", "number": "7", **blank},
+        {**blank, "action": "updated", "name": "Bob", "number": "1001", "fields": ["email"]},
+        {
+            **blank,
+            "action": "skipped",
+            "name": "Ann",
+            "number": "",
+            "reason": "has no phone number",
+            "where": "contact 2",
+        },
     ]
 
 
@@ -173,7 +205,16 @@ def test_importing_a_google_export_twice_adds_once(sample: Path) -> None:
     assert len(first.added) == 4
     second = merge(first.result, imported)
     assert not second.changed
-    assert describe(second) == ["0 added, 0 updated, 4 unchanged, 0 removed"]
+    # The row without a number is skipped each time, and said so each time.
+    assert describe(second) == ['! skip row 4 "mail@mail.com": has no phone number']
+    assert summary(second) == {
+        "added": 0,
+        "updated": 0,
+        "unchanged": 4,
+        "removed": 0,
+        "duplicates_in_file": 0,
+        "skipped": 1,
+    }
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -227,6 +268,25 @@ def test_merging_is_idempotent(
     assert second.updated == []
     assert second.removed == []
     assert second.result == first.result
+
+
+@given(_LISTS, _LISTS, st.booleans())
+def test_the_counts_are_the_changes_listed(
+    existing: list[Contact], imported: list[Contact], replace: bool
+) -> None:
+    plan = merge(existing, imported, replace)
+    counts = summary(plan)
+    listed = [r["action"] for r in records(plan)]
+    for key, action in [
+        ("added", "added"),
+        ("updated", "updated"),
+        ("removed", "removed"),
+        ("duplicates_in_file", "duplicate"),
+        ("skipped", "skipped"),
+    ]:
+        assert counts[key] == listed.count(action)
+    assert len(describe(plan)) == len(listed)
+    assert counts["unchanged"] + counts["updated"] + counts["removed"] <= len(existing)
 
 
 @given(_LISTS, _LISTS)

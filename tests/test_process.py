@@ -13,6 +13,7 @@ from microsip_bridge.microsip._win32 import MicroSIPWindow
 from microsip_bridge.microsip.locate import DictRegistryReader
 from microsip_bridge.microsip.process import (
     SIM_PID_FILE,
+    contacts_in_use,
     microsip_running,
     simulator_pid,
     window_uses_ini,
@@ -133,6 +134,22 @@ def test_renamed_exe_runs_its_own_ini(profile: dict[str, Path]) -> None:
     assert not window_uses_ini(
         window, profile["portable"] / "microsip.ini", install_path=None, appdata=None
     )
+
+
+def test_a_contacts_file_named_alone_is_checked_by_its_own_folder(
+    profile: dict[str, Path],
+) -> None:
+    # `contacts import --contacts FILE`: no ini, so the MicroSIP whose Contacts.xml it is.
+    window = MicroSIPWindow(1, 100, profile["portable"] / "Softphone.exe")  # a renamed exe
+    env = {"APPDATA": str(profile["appdata"])}
+    registry = registry_for(profile["install"])
+    beside = profile["portable"] / "Contacts.xml"
+    assert contacts_in_use(beside, windows=[window], env=env, registry=registry) is True
+    elsewhere = profile["appdata"] / "Contacts.xml"
+    assert contacts_in_use(elsewhere, windows=[window], env=env, registry=registry) is False
+    assert contacts_in_use(elsewhere, windows=[], env=env) is False
+    (profile["appdata"] / SIM_PID_FILE).write_text(str(os.getpid()))
+    assert contacts_in_use(elsewhere, windows=[], env=env) is True  # the simulator's folder
 
 
 def test_any_of_several_windows_counts(profile: dict[str, Path]) -> None:

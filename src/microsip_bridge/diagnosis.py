@@ -50,6 +50,8 @@ class Diagnosis:
     contacts: ContactsFile | None = None
     history: CallHistory | None = None
     findings: list[Finding] = field(default_factory=list)
+    # Files the user named (--ini, --contacts) that do not exist: doctor then exits 4.
+    missing: list[Path] = field(default_factory=list)
 
     def add(self, level: Level, message: str, fix: str = "") -> None:
         self.findings.append(Finding(level, message, fix))
@@ -126,8 +128,13 @@ def diagnose(
     running: bool | None,
     hook_program: str | PurePath | None = None,
     max_contacts_bytes: int | None = None,
+    ini_named: bool = False,
+    contacts_named: bool = False,
 ) -> Diagnosis:
-    """Read every part that exists; a damaged part becomes a finding, never an exception."""
+    """Read every part that exists; a damaged part becomes a finding, never an exception.
+
+    ``ini_named``/``contacts_named``: the user named that file (--ini, --contacts), so its
+    absence is an error listed in ``missing``, not a file MicroSIP has yet to create."""
     diag = Diagnosis(location, running)
     for note in location.notes:
         diag.add(Level.INFO, note)
@@ -138,13 +145,21 @@ def diagnose(
             "the bridge refuses to write them now",
             "close MicroSIP (microsip.exe /exit) before `hooks install` or `contacts import`",
         )
-    _check_ini(diag, hook_program)
-    _check_contacts(diag, max_contacts_bytes)
+    _check_ini(diag, hook_program, ini_named)
+    _check_contacts(diag, max_contacts_bytes, contacts_named)
     return diag
 
 
-def _check_ini(diag: Diagnosis, hook_program: str | PurePath | None) -> None:
+def _check_ini(diag: Diagnosis, hook_program: str | PurePath | None, named: bool) -> None:
     path = diag.location.ini
+    if not path.exists() and named:
+        diag.missing.append(path)
+        diag.add(
+            Level.ERROR,
+            f"the ini given by --ini does not exist: {path}",
+            "check the path, or pass --microsip with MicroSIP's exe or folder instead",
+        )
+        return
     if not path.exists():
         diag.add(
             Level.ERROR,
@@ -170,8 +185,7 @@ def _check_ini(diag: Diagnosis, hook_program: str | PurePath | None) -> None:
         diag.add(
             Level.ERROR if non_ascii and doc.encoding is not IniEncoding.ANSI else Level.WARNING,
             f"the ini is {doc.encoding.value}; MicroSIP converts it to UTF-16LE at start-up, "
-            "reading it as ANSI"
-            + (", which garbles its non-ASCII text (facts §3.2)" if non_ascii else ""),
+            "reading it as ANSI" + (", which garbles its non-ASCII text" if non_ascii else ""),
             "let MicroSIP convert it before adding non-ASCII text, or convert it yourself",
         )
     for section in doc.duplicate_sections():
@@ -208,21 +222,21 @@ def _check_accounts(diag: Diagnosis, doc: IniDocument) -> None:
         if not account.valid:
             diag.add(
                 Level.WARNING,
-                f"[Account{account.id}] has no domain, so MicroSIP ignores it (facts §3.5)",
+                f"[Account{account.id}] has no domain, so MicroSIP ignores it",
                 "set its domain in MicroSIP's account dialog",
             )
         elif account.id not in reachable:
             diag.add(
                 Level.WARNING,
-                f"[Account{account.id}] is unreachable: accounts must be numbered from 1 "
-                "without gaps (facts §3.3)",
+                f"[Account{account.id}] is unreachable: MicroSIP's account menu stops at the "
+                "first missing or invalid account (number them from 1 without gaps)",
                 "renumber the [AccountN] sections",
             )
         if account.password is PasswordState.CLEAR:
             diag.add(
                 Level.INFO,
                 f"[Account{account.id}] holds a clear-text password; MicroSIP encrypts it at "
-                "its next start (facts §3.5)",
+                "its next start",
             )
     if diag.active_account and diag.active_account not in {a.id for a in diag.accounts}:
         diag.add(
@@ -255,8 +269,16 @@ def _check_hooks(diag: Diagnosis) -> None:
         )
 
 
-def _check_contacts(diag: Diagnosis, max_bytes: int | None) -> None:
+def _check_contacts(diag: Diagnosis, max_bytes: int | None, named: bool) -> None:
     path: Path = diag.location.contacts
+    if not path.exists() and named:
+        diag.missing.append(path)
+        diag.add(
+            Level.ERROR,
+            f"the Contacts.xml given by --contacts does not exist: {path}",
+            "check the path, or leave out --contacts to use the one beside the ini",
+        )
+        return
     if not path.exists():
         diag.add(
             Level.INFO,

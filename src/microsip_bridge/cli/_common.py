@@ -121,14 +121,20 @@ def format_option(choices: tuple[str, ...], help: str, default: str = "table") -
     )
 
 
-def emit(data: str | bytes, output: Path | None) -> None:
-    """Print the result, or write it to ``output`` atomically (no half-written export)."""
+def emit(data: str | bytes, output: Path | None, *, max_bytes: int | None = None) -> None:
+    """Print the result, or write it to ``output`` atomically (no half-written export).
+
+    ``max_bytes``: the largest file the bridge would read back; a bigger export is refused
+    before anything is written, rather than written for the next command to refuse."""
     if output is not None:
+        from microsip_bridge.errors import NotFoundError
         from microsip_bridge.fileio import atomic_write
 
+        if not output.parent.is_dir():
+            raise NotFoundError("the folder for the output file does not exist", path=output)
         payload = data.encode("utf-8") if isinstance(data, str) else data
         # An export is the user's file: permissions as the umask says, like any other tool's.
-        atomic_write(output, payload, backups=0, public=True)
+        atomic_write(output, payload, backups=0, public=True, max_bytes=max_bytes)
         click.echo(f"wrote {output}", err=True)
         return
     if isinstance(data, bytes):
@@ -143,3 +149,11 @@ def microsip_running(ini: Path) -> bool | None:
     from microsip_bridge.microsip.process import microsip_running as running
 
     return running(ini)
+
+
+def contacts_running(contacts: Path) -> bool | None:
+    """Whether the MicroSIP that keeps its contacts in ``contacts`` runs: the one a write to
+    that file would race, whether it was found through its ini or named by ``--contacts``."""
+    from microsip_bridge.microsip.process import contacts_in_use
+
+    return contacts_in_use(contacts)

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 import click
 
 from microsip_bridge.cli._common import (
+    contacts_file,
+    contacts_running,
     dry_run_option,
     emit,
     force_option,
-    locate_files,
     location_options,
-    microsip_running,
     output_option,
     state,
 )
@@ -25,10 +25,44 @@ from microsip_bridge.contacts.formats import (
     format_for_path,
     get_format,
 )
-from microsip_bridge.errors import BridgeError
+from microsip_bridge.errors import BridgeError, NotFoundError
 
 if TYPE_CHECKING:
     from microsip_bridge.microsip.contacts_xml import ContactsFile
+
+
+class EncodingType(click.ParamType[str]):
+    """A text encoding Python can decode with: a wrong name is a usage error (exit 2)."""
+
+    name = "encoding"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        value = str(value)
+        try:
+            # Not b"": Python decodes empty bytes without looking the codec up.
+            b"a".decode(value, "replace")
+        except (LookupError, ValueError):
+            # Unknown names, and codecs that are not bytes-to-text ("rot13", "hex").
+            self.fail(f"{value!r} is not a text encoding (try utf-8, cp1252 or utf-16)", param, ctx)
+        return value
+
+
+class DelimiterType(click.ParamType[str]):
+    """A CSV delimiter, checked by the importer's own rule: a wrong one is a usage error."""
+
+    name = "char"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        from microsip_bridge.contacts.csvfile import check_delimiter
+
+        try:
+            return check_delimiter(str(value))
+        except BridgeError as exc:
+            self.fail(exc.message, param, ctx)
 
 
 @click.group()
@@ -62,15 +96,18 @@ def list_(
 ) -> None:
     """Show the contacts, in file order.
 
+    The table fits the terminal, cutting long values with "…"; piped or redirected, every value
+    is shown whole.
+
     \b
     Example:
         microsip-bridge contacts list
+        microsip-bridge contacts list --contacts ./Contacts.xml --format json
     """
     from microsip_bridge.contacts.jsonfile import export_json
     from microsip_bridge.tables import format_table
 
-    location = locate_files(microsip_path, ini_path, contacts_path)
-    cf = _load(location.contacts)
+    cf = _load(contacts_file(microsip_path, ini_path, contacts_path))
     _report_problems(cf)
     if fmt == "json":
         click.echo(export_json(cf.contacts))
@@ -119,7 +156,9 @@ def export(
 
     \b
     Formats:
-      csv             MicroSIP's own CSV export (UTF-8 with BOM, its column names)
+      csv             MicroSIP's own CSV export, byte for byte as MicroSIP writes it (UTF-8
+                      with BOM, its column names), so MicroSIP imports it back; values are not
+                      changed for spreadsheets (a name starting with = stays a formula)
       vcf             vCard (--vcard-version 2.1, 3.0 or 4.0)
       json            our stable JSON list (see the README)
       directory-json  what MicroSIP reads from a usersDirectory URL (JSON)
@@ -129,11 +168,10 @@ def export(
     Example:
         microsip-bridge contacts export --format vcf -o contacts.vcf
     """
-    location = locate_files(microsip_path, ini_path, contacts_path)
-    cf = _load(location.contacts)
+    cf = _load(contacts_file(microsip_path, ini_path, contacts_path))
     _report_problems(cf)
     options = WriteOptions(vcard_version=vcard_version, refresh=refresh)
-    emit(get_format(fmt).write(cf.contacts, options), output)
+    emit(get_format(fmt).write(cf.contacts, options), output, max_bytes=state().config.max_bytes)
 
 
 @contacts.command("import")
@@ -147,8 +185,15 @@ def export(
     show_default=True,
 )
 @click.option("--replace", is_flag=True, help="Replace all contacts instead of merging.")
-@click.option("--encoding", help="The file's text encoding, if sniffing gets it wrong.")
-@click.option("--delimiter", help="CSV: the field delimiter, if sniffing gets it wrong.")
+@click.option(
+    "--encoding", type=EncodingType(), help="The file's text encoding, if sniffing gets it wrong."
+)
+@click.option(
+    "--delimiter",
+    type=DelimiterType(),
+    help="CSV: the field delimiter (one character; \\t or tab for a tab), if sniffing gets it "
+    "wrong.",
+)
 @click.option(
     "--report-format",
     "report_fmt",
@@ -183,62 +228,56 @@ def import_(
         microsip-bridge contacts import phone.vcf
         microsip-bridge contacts import crm.json --replace
     """
-    from microsip_bridge.contacts.merge import describe, merge
-    from microsip_bridge.microsip.contacts_xml import write_contacts
+    from microsip_bridge.contacts.merge import describe, merge, records, summary, summary_line
+    from microsip_bridge.contacts.saving import save_contacts
 
-    location = locate_files(microsip_path, ini_path, contacts_path)
+    cfg = state().config
+    target = contacts_file(microsip_path, ini_path, contacts_path)
+    if not file.exists():  # before guessing a format from the name of a file that is not there
+        raise NotFoundError("no such file", path=file)
     source = get_format(fmt) if fmt != "auto" else format_for_path(file)
     if source is None:
         raise BridgeError(
             f"cannot tell the format from the file name; pass --format {'|'.join(IMPORT_FORMATS)}",
             path=file,
         )
-    result = source.read_file(
-        file, max_bytes=state().config.max_bytes, encoding=encoding, delimiter=delimiter
-    )
-    existing = _load(location.contacts, missing_ok=True)
-    plan = merge(existing.contacts, result, replace=replace)
-    summary = {
-        "added": len(plan.added),
-        "updated": len(plan.updated),
-        "unchanged": len(plan.unchanged),
-        "removed": len(plan.removed),
-        "duplicates_in_file": len(plan.duplicates),
-        "skipped": len(plan.skipped),
-    }
-    if report_fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "file": str(file),
-                    "contacts": str(location.contacts),
-                    "dry_run": dry_run,
-                    "summary": summary,
-                    "changes": describe(plan),
-                    "report": [{"where": n.where, "message": n.message} for n in result.report],
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
+    result = source.read_file(file, max_bytes=cfg.max_bytes, encoding=encoding, delimiter=delimiter)
+    plan = merge(_load(target, missing_ok=True).contacts, result, replace=replace)
+    # Check, then act, then report: a refused write (MicroSIP running, a file too large to read
+    # back) raises here, before any line of the plan is printed as if done.
+    backup = None
+    if plan.changed and not dry_run:
+        backup = save_contacts(
+            target,
+            plan.result,
+            max_bytes=cfg.max_bytes,
+            backups=cfg.backups,
+            microsip_running=contacts_running(target),
+            force=force,
         )
+    if report_fmt == "json":
+        report = {
+            "file": str(file),
+            "contacts": str(target),
+            "dry_run": dry_run,
+            "summary": summary(plan),
+            "changes": records(plan),
+            "report": [{"where": n.where, "message": n.message} for n in result.report],
+        }
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         for note in result.report:
             click.echo(f"{file.name}: {note}", err=True)
         if dry_run:
             for line in describe(plan):
                 click.echo(line)
-        click.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in summary.items()))
+        else:  # a skipped record is never dropped silently, dry run or not
+            for skip in plan.skipped:
+                click.echo(f"{file.name}: {skip}", err=True)
+        click.echo(summary_line(plan))
     if dry_run:
         click.echo("dry run: nothing written", err=True)
-        return
-    if not plan.changed:
+    elif not plan.changed:
         click.echo("nothing to change", err=True)
-        return
-    backup = write_contacts(
-        location.contacts,
-        plan.result,
-        backups=state().config.backups,
-        microsip_running=microsip_running(location.ini),
-        force=force,
-    )
-    click.echo(f"wrote {location.contacts}" + (f" (backup: {backup})" if backup else ""), err=True)
+    else:
+        click.echo(f"wrote {target}" + (f" (backup: {backup})" if backup else ""), err=True)

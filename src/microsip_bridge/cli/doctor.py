@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from microsip_bridge.cli._common import locate_files, location_options, microsip_running, state
+from microsip_bridge.errors import NotFoundError
 
 
 @click.command()
@@ -21,7 +22,9 @@ def doctor(
     """Check a MicroSIP set-up: its folder and version, the ini's encoding, accounts (never their
     passwords), hooks, contacts and call history, then list problems with their fixes.
 
-    Exits 1 when it finds an error, 0 otherwise (warnings included).
+    Exits 1 when it finds an error, 4 when a file named by --ini or --contacts does not exist,
+    0 otherwise (warnings included). A Contacts.xml that MicroSIP has not created yet is no
+    error: it creates the file when the first contact is added.
 
     \b
     Example:
@@ -39,11 +42,15 @@ def doctor(
         running=microsip_running(location.ini),
         hook_program=program,
         max_contacts_bytes=cfg.max_bytes,
+        ini_named=ini_path is not None,
+        contacts_named=contacts_path is not None,
     )
     if fmt == "json":
         click.echo(json.dumps(diag.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(render(diag))
+    if diag.missing:
+        return NotFoundError.exit_code
     return 1 if diag.errors else 0
 
 

@@ -97,8 +97,10 @@ def install(
 ) -> None:
     """Point all eight cmd* keys at our hook (idempotent).
 
-    Each value is at most 255 characters, quotes only the program path, and never runs a shell
-    (facts §2.3, §2.6). Someone else's command in a key is saved first.
+    Each value is at most 255 characters (MicroSIP reads no more), quotes only the program path
+    (MicroSIP splits the value and re-joins the arguments without quotes), and never runs a
+    shell or script (MicroSIP appends the caller's number, which could inject commands).
+    Someone else's command in a key is saved first.
 
     \b
     Example:

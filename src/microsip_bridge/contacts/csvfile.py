@@ -5,11 +5,17 @@ lenient where real exports need it: UTF-8 with or without BOM, UTF-16/32 with BO
 "Unicode text" is UTF-16 TSV), Windows-1252 fallback; ``,``/``;``/tab sniffed from the header;
 quoted fields spanning lines (Google and Outlook write multi-line addresses); Google's ``:::``
 multi-values; a few extra header aliases (below). Columns MicroSIP knows land where MicroSIP
-puts them. Every other phone-like column (Business Phone, Fax, Pager, Google's Phone 3…) and
-every second ``:::`` value fills a free number field (number → phone → mobile); what finds no
-room is named in the report with its row and column, as are rows without any number. Numbers
-are trimmed; other values are kept verbatim, except control characters Contacts.xml cannot
-store, which become spaces (and are reported).
+puts them, with one exception: Google's phones. MicroSIP takes ``Phone 1 - Value`` as the mobile
+and ``Phone 2 - Value`` as the phone whatever Google's ``Phone N - Type`` says, which puts a
+pager or an office number in ``mobile``. Where the type column is there we go by the type, as
+the vCard importer does with the same contact from Google's vCard export: Mobile (or Cell)
+→ mobile, Home → phone, any other voice type (Main, Work, Other, a label of the user's) →
+number; a primary phone (Google's ``* `` before the type) first; Fax and Pager last. Every other
+phone-like column (Business Phone, Fax, Pager…), every number whose field is taken and every
+second ``:::`` value fills a free number field (number → phone → mobile); what finds no room is
+named in the report with its row and column. Rows without any number are listed as skipped.
+Numbers are trimmed; other values are kept verbatim, except control characters Contacts.xml
+cannot store, which become spaces (and are reported).
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ _LABEL_HEADER = re.compile(r"\b(?:type|label)\b")
 # Numbers nobody calls by voice: they only take a number field left over after the others.
 _LOW_PRIORITY = re.compile(r"\b(?:fax|pager|telex)\b", re.IGNORECASE)
 _GOOGLE_VALUE = re.compile(r"^phone (\d+) - value$")
+# Google's phone types (its "Phone N - Type" cells) that mean a field, as vCard's TEL types do.
+_GOOGLE_MOBILE = re.compile(r"\b(?:mobile|cell)\b", re.IGNORECASE)
+_GOOGLE_HOME = re.compile(r"^home$", re.IGNORECASE)
+_GOOGLE_PRIMARY = "*"
 # Google joins several values of one cell with " ::: ".
 _MULTI = re.compile(r"\s*:::\s*")
 # Google's "Outlook CSV" marks favourites with a "starred" category; its Google CSV with
@@ -81,6 +91,7 @@ class _Layout:
     names: list[str]
     fields: dict[str, int] = field(default_factory=dict)
     extra_numbers: list[int] = field(default_factory=list)
+    # Google's "Phone N - Value" columns that have a "Phone N - Type": value index -> type index.
     google_types: dict[int, int] = field(default_factory=dict)
     categories: int | None = None
 
@@ -99,15 +110,12 @@ def import_csv(
     data cannot be recognized").
     """
     check_size(data)
+    if delimiter is not None:
+        delimiter = check_delimiter(delimiter)
     result = ImportResult()
     text = decode_text(data, result, encoding=encoding)
     if delimiter is None:
         delimiter = sniff_delimiter(text)
-    elif len(delimiter) != 1 or delimiter in '"\r\n':
-        raise FileFormatError(
-            f"the delimiter must be one character other than a quote or line break, "
-            f"not {delimiter!r}"
-        )
     records = _records(text, delimiter)
     header_row, header = next(((n, cells) for n, cells in records if _has_text(cells)), (0, []))
     if not header:
@@ -120,6 +128,20 @@ def import_csv(
         if _has_text(cells):
             _read_row(row, cells, layout, result)
     return result
+
+
+def check_delimiter(delimiter: str) -> str:
+    """A delimiter the CSV reader can use: one character other than a quote or a line break;
+    ``\\t`` and ``tab`` spell a tab, which is hard to type on a command line. Raises
+    ``FileFormatError`` naming the rule otherwise."""
+    if delimiter in ("\\t", "tab"):
+        return "\t"
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise FileFormatError(
+            f"the delimiter must be one character other than a quote or line break, "
+            f"not {delimiter!r}"
+        )
+    return delimiter
 
 
 def sniff_delimiter(text: str) -> str:
@@ -162,14 +184,23 @@ def _read_header(header: list[str], row: int) -> _Layout:
     names = [cell.strip() for cell in header]
     folded = [name.casefold() for name in names]
     layout = _Layout(names)
+    # Google pairs each "Phone N - Value" with a "Phone N - Type": such a value goes by its type,
+    # not by MicroSIP's alias for its column (see the module docstring).
+    for index, key in enumerate(folded):
+        match = _GOOGLE_VALUE.match(key)
+        if match:
+            type_key = f"phone {match.group(1)} - type"
+            if type_key in folded:
+                layout.google_types[index] = folded.index(type_key)
     for name, (microsip, ours) in ALIASES.items():
         for tier in (microsip, ours):
             wanted = {alias.casefold() for alias in tier}
-            index = next((i for i, key in enumerate(folded) if key in wanted), None)
-            if index is not None:
-                layout.fields[name] = index
+            found = [i for i, key in enumerate(folded) if key in wanted]
+            found = [i for i in found if i not in layout.google_types]
+            if found:
+                layout.fields[name] = found[0]
                 break
-    used = set(layout.fields.values())
+    used = set(layout.fields.values()) | layout.google_types.keys()
     for index, key in enumerate(folded):
         if index in used:
             continue
@@ -177,14 +208,8 @@ def _read_header(header: list[str], row: int) -> _Layout:
             layout.extra_numbers.append(index)
         elif key in _CATEGORY_HEADERS and layout.categories is None:
             layout.categories = index
-    # Google pairs each "Phone N - Value" with a "Phone N - Type" that says fax, pager, ...
-    for index, key in enumerate(folded):
-        match = _GOOGLE_VALUE.match(key)
-        if match:
-            type_key = f"phone {match.group(1)} - type"
-            if type_key in folded:
-                layout.google_types[index] = folded.index(type_key)
-    if not (set(NUMBER_FIELDS) & layout.fields.keys()) and not layout.extra_numbers:
+    numbers = set(NUMBER_FIELDS) & layout.fields.keys()
+    if not numbers and not layout.extra_numbers and not layout.google_types:
         known = ", ".join(alias for name in NUMBER_FIELDS for alias in ALIASES[name][0])
         raise FileFormatError(
             f"no phone number column; MicroSIP needs one of: {known}", where=f"header (row {row})"
@@ -197,18 +222,17 @@ def _read_row(row: int, cells: list[str], layout: _Layout, result: ImportResult)
         value = cells[index] if index < len(cells) else ""
         return clean_text(value, result, lambda: f"row {row}, {layout.column(index)}")
 
-    def label(index: int) -> str:
-        if index in layout.google_types:
-            kind = cell(layout.google_types[index]).strip()
-            if kind:
-                return kind
-        return layout.names[index] or f"column {index + 1}"
-
-    def candidates_of(index: int, numbers: list[str]) -> list[NumberCandidate]:
+    def candidates_of(
+        index: int, numbers: list[str], kind: str = "", slot: str | None = None
+    ) -> list[NumberCandidate]:
         where = f"row {row}, {layout.column(index)}"
-        kind = label(index)
+        kind = kind or layout.names[index] or f"column {index + 1}"
         low = bool(_LOW_PRIORITY.search(kind))
-        return [NumberCandidate(number, where, kind, low=low) for number in numbers]
+        # The first value takes the type's field; further ":::" values fill what is free.
+        return [
+            NumberCandidate(number, where, kind, slot=None if low or n else slot, low=low)
+            for n, number in enumerate(numbers)
+        ]
 
     values: dict[str, Any] = {}
     candidates: list[NumberCandidate] = []
@@ -225,6 +249,15 @@ def _read_row(row: int, cells: list[str], layout: _Layout, result: ImportResult)
             values[name] = (_split_multi(value) or [""])[0] if ":::" in value else value
         else:
             values[name] = value
+    typed: list[tuple[bool, list[NumberCandidate]]] = []
+    for index, type_index in layout.google_types.items():
+        kind = cell(type_index).strip()
+        primary = kind.startswith(_GOOGLE_PRIMARY)
+        kind = kind.lstrip(_GOOGLE_PRIMARY + " ")
+        typed.append((primary, candidates_of(index, _split_multi(cell(index)), kind, _slot(kind))))
+    # A primary phone first, as vCard's PREF; sorted() keeps the file's order otherwise.
+    for _, found in sorted(typed, key=lambda item: not item[0]):
+        candidates += found
     for index in layout.extra_numbers:
         candidates += candidates_of(index, _split_multi(cell(index)))
     if layout.categories is not None and "starred" not in layout.fields:
@@ -239,6 +272,15 @@ def _read_row(row: int, cells: list[str], layout: _Layout, result: ImportResult)
         )
     contact = place_numbers(Contact(**values), candidates, result)
     finish(contact, result, f"row {row}")
+
+
+def _slot(kind: str) -> str:
+    """The field a Google phone type asks for, as the vCard importer maps TEL types."""
+    if _GOOGLE_MOBILE.search(kind):
+        return "mobile"
+    if _GOOGLE_HOME.match(kind):
+        return "phone"
+    return "number"
 
 
 def _split_multi(value: str) -> list[str]:

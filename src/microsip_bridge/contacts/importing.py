@@ -2,8 +2,8 @@
 
 The importers (MicroSIP CSV, vCard, JSON) turn foreign records into :class:`Contact` objects the
 way MicroSIP's own import does (facts §4.5), and never drop a phone number silently: a number that
-does not fit into the three number fields is named in the report, as are skipped records and any
-text we had to change.
+does not fit into the three number fields is named in the report, as is any text we had to
+change; a record that becomes no contact is listed in ``skipped`` with its place and reason.
 """
 
 from __future__ import annotations
@@ -36,18 +36,38 @@ class ImportNote:
         return f"{self.where}: {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A source record that became no contact: where it was, whom it named, and why."""
+
+    where: str
+    label: str
+    reason: str = "has no phone number"
+
+    def __str__(self) -> str:
+        text = f"{self.label!r} {self.reason}; skipped"
+        return f"{self.where}: {text}" if self.where else text
+
+    @classmethod
+    def no_number(cls, where: str, contact: Contact) -> Skipped:
+        """A contact without any number, labelled by the name MicroSIP would give it, else
+        its e-mail address."""
+        return cls(where, prepared_name(contact) or contact.email or "(no name)")
+
+
 @dataclass(slots=True)
 class ImportResult:
     """The contacts read from a foreign file, and the report of what could not be taken as is.
 
     ``fields`` names the contact fields the source carries (a CSV's mapped columns, say). A merge
     overwrites only those in an existing contact, as MicroSIP's ``ContactsAdd`` updates only the
-    columns the file has (facts §4.5).
+    columns the file has (facts §4.5). ``skipped`` lists the records that became no contact.
     """
 
     contacts: list[Contact] = field(default_factory=list)
     report: list[ImportNote] = field(default_factory=list)
     fields: frozenset[str] = ALL_FIELDS
+    skipped: list[Skipped] = field(default_factory=list)
 
     def note(self, where: str, message: str) -> None:
         self.report.append(ImportNote(where, message))
@@ -121,14 +141,14 @@ def place_numbers(
 
 
 def finish(contact: Contact, result: ImportResult, where: str, *, fallback_name: str = "") -> None:
-    """Apply ``ContactPrepare`` and add the contact, or report it as skipped for want of a
-    number. ``fallback_name`` (an organisation, say) is used before MicroSIP's number-as-name."""
+    """Apply ``ContactPrepare`` and add the contact, or list it in ``result.skipped`` for want
+    of a number. ``fallback_name`` (an organisation, say) is used before MicroSIP's
+    number-as-name."""
     if not contact.name and not prepared_name(contact.replace(number="", phone="", mobile="")):
         contact = contact.replace(name=fallback_name)
     prepared = prepare_contact(contact)
     if prepared is None:
-        label = contact.name or contact.email or "(no name)"
-        result.note(where, f"{label!r} has no phone number; skipped")
+        result.skipped.append(Skipped.no_number(where, contact))
         return
     result.contacts.append(prepared)
 

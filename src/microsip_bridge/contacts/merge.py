@@ -21,7 +21,8 @@ The rules (facts §4.5; S22 ``Contacts::ContactsAdd`` and ``ContactUpdate``), an
 * Within one import, MicroSIP adds each of two identical (number, name) rows. We combine them
   into the first: later non-empty texts win, flags are or-ed, ``extra`` is merged, so neither
   row's data is lost and the list gets no duplicate. Imported contacts without any number are
-  skipped, as MicroSIP's import drops them.
+  skipped, as MicroSIP's import drops them; the plan lists them with the importer's own skips,
+  so its counts are what was printed.
 * With ``replace=True`` the import becomes the whole list: existing contacts that no imported
   contact matches are removed (MicroSIP does this only for directory contacts on a directory
   refresh, facts §4.6).
@@ -32,10 +33,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from microsip_bridge.contacts.importing import (
     ALL_FIELDS,
     ImportResult,
+    Skipped,
     prepared_key,
     validate_fields,
 )
@@ -52,6 +55,7 @@ from microsip_bridge.microsip.contacts_xml import prepare_contact
 _KEY_FIELDS = frozenset(("name", "number"))
 # describe() shortens long values (a comment can be pages long) to keep one line per change.
 _SHOWN_CHARS = 60
+_COMBINED = "combined with an earlier imported contact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ class MergePlan:
     unchanged: list[Contact] = field(default_factory=list)
     removed: list[Contact] = field(default_factory=list)
     duplicates: list[Contact] = field(default_factory=list)
-    skipped: list[Contact] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     result: list[Contact] = field(default_factory=list)
 
     @property
@@ -95,18 +99,19 @@ def merge(
     every field for a plain list. Neither input is modified. Raises ``ValueError`` for an
     unknown field name.
     """
+    plan = MergePlan()
     if isinstance(imported, ImportResult):
         carried = validate_fields(imported.fields if fields is None else fields)
         incoming_list: Sequence[Contact] = imported.contacts
+        plan.skipped += imported.skipped
     else:
         carried = validate_fields(ALL_FIELDS if fields is None else fields)
         incoming_list = imported
-    plan = MergePlan()
     incoming: dict[tuple[str, str], Contact] = {}
-    for contact in incoming_list:
+    for position, contact in enumerate(incoming_list, start=1):
         key = prepared_key(contact)
         if not key[0]:
-            plan.skipped.append(contact)
+            plan.skipped.append(Skipped.no_number(f"contact {position}", contact))
         elif key in incoming:
             plan.duplicates.append(contact)
             incoming[key] = _combine(incoming[key], contact)
@@ -171,37 +176,87 @@ def _apply(
     return after, tuple(names)
 
 
+# The summary's keys, in the order it prints them (the JSON report's ``summary`` too).
+SUMMARY_KEYS = ("added", "updated", "unchanged", "removed", "duplicates_in_file", "skipped")
+
+
+def summary(plan: MergePlan) -> dict[str, int]:
+    """How many contacts each kind of change touches, and how many records were skipped."""
+    counts = (
+        len(plan.added),
+        len(plan.updated),
+        len(plan.unchanged),
+        len(plan.removed),
+        len(plan.duplicates),
+        len(plan.skipped),
+    )
+    return dict(zip(SUMMARY_KEYS, counts, strict=True))
+
+
+def summary_line(plan: MergePlan) -> str:
+    """``2 added, 0 updated, 5 unchanged, 0 removed, 0 duplicates in file, 1 skipped``."""
+    return ", ".join(f"{n} {key.replace('_', ' ')}" for key, n in summary(plan).items())
+
+
+def records(plan: MergePlan) -> list[dict[str, Any]]:
+    """The changes as structured records, in :func:`describe`'s order, for the JSON report:
+    ``{"action", "name", "number", "fields", "reason", "where"}``. ``action`` is ``added``,
+    ``updated``, ``removed``, ``duplicate`` or ``skipped``; ``fields`` lists what an update
+    changes; ``reason`` says why a record was combined or skipped; ``where`` is a skipped
+    record's place in the file (``row 4``, ``card 2 (line 9)``)."""
+    out = [_record("added", contact) for contact in plan.added]
+    out += [_record("updated", change.after, fields=change.fields) for change in plan.updated]
+    out += [_record("removed", contact) for contact in plan.removed]
+    out += [_record("duplicate", contact, reason=_COMBINED) for contact in plan.duplicates]
+    out += [
+        _record("skipped", None, name=skip.label, reason=skip.reason, where=skip.where)
+        for skip in plan.skipped
+    ]
+    return out
+
+
+def _record(
+    action: str,
+    contact: Contact | None,
+    *,
+    name: str = "",
+    fields: Sequence[str] = (),
+    reason: str = "",
+    where: str = "",
+) -> dict[str, Any]:
+    number = ""
+    if contact is not None:
+        number, name = prepared_key(contact)
+    return {
+        "action": action,
+        "name": name,
+        "number": number,
+        "fields": list(fields),
+        "reason": reason,
+        "where": where,
+    }
+
+
 def describe(plan: MergePlan) -> list[str]:
-    """One line per change for ``--dry-run`` output, then a summary line, e.g.::
+    """One line per change for ``--dry-run`` output, e.g.::
 
     + add  "Jane Doe" 5551234
     ~ update "Bob" 1001: email "" -> "b@x"
     - remove "Old" 1002
+    = duplicate "Ann" 1003: combined with an earlier imported contact
+    ! skip row 4 "mail@mail.com": has no phone number
     """
     lines = [f"+ add  {_label(contact)}" for contact in plan.added]
     for change in plan.updated:
         details = ", ".join(_difference(change, name) for name in change.fields)
         lines.append(f"~ update {_label(change.after)}: {details}")
     lines += [f"- remove {_label(contact)}" for contact in plan.removed]
+    lines += [f"= duplicate {_label(contact)}: {_COMBINED}" for contact in plan.duplicates]
     lines += [
-        f"= duplicate {_label(contact)}: combined with an earlier imported contact"
-        for contact in plan.duplicates
+        f"! skip {skip.where + ' ' if skip.where else ''}{_show(skip.label)}: {skip.reason}"
+        for skip in plan.skipped
     ]
-    lines += [f"! skip {_label(contact)}: no number" for contact in plan.skipped]
-    summary = (
-        f"{len(plan.added)} added, {len(plan.updated)} updated, "
-        f"{len(plan.unchanged)} unchanged, {len(plan.removed)} removed"
-    )
-    if plan.duplicates:
-        summary += f", {_count(len(plan.duplicates), 'duplicate')} combined"
-    if plan.skipped:
-        summary += f", {len(plan.skipped)} skipped without a number"
-    lines.append(summary)
     return lines
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _label(contact: Contact) -> str:

@@ -1,4 +1,4 @@
-"""Whether the MicroSIP that owns a given ini is running, so writes can refuse (facts §3.2)."""
+"""Whether the MicroSIP owning an ini or a Contacts.xml runs, so writes can refuse (facts §3.2)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Literal
 
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.microsip._win32 import MicroSIPWindow
@@ -83,6 +84,17 @@ def window_uses_ini(
     it: a false "running" costs the user a retry with MicroSIP closed, a false "not running" costs
     their edit, which MicroSIP overwrites when it exits.
     """
+    return _window_uses(window, Path(ini), "ini", install_path, appdata, localappdata)
+
+
+def _window_uses(
+    window: MicroSIPWindow,
+    path: Path,
+    which: Literal["ini", "contacts"],
+    install_path: str | None,
+    appdata: str | None,
+    localappdata: str | None,
+) -> bool:
     if window.exe is None:
         return True
     try:
@@ -91,7 +103,7 @@ def window_uses_ini(
         )
     except BridgeError:
         return True
-    return same_path(location.ini, ini)
+    return same_path(location.ini if which == "ini" else location.contacts, path)
 
 
 def microsip_running(
@@ -109,7 +121,31 @@ def microsip_running(
     the answer is None unless ``windows`` is given (tests, or a caller that knows). Write commands
     refuse on True, since MicroSIP rewrites its ini when it exits (facts §3.2).
     """
-    if simulator_pid(Path(ini).parent) is not None:
+    return _running(Path(ini), "ini", windows, env, registry)
+
+
+def contacts_in_use(
+    contacts: Path,
+    *,
+    windows: Iterable[MicroSIPWindow] | None = None,
+    env: Mapping[str, str] = os.environ,
+    registry: RegistryReader | None = None,
+) -> bool | None:
+    """Whether a running MicroSIP keeps its contacts in ``contacts``: True, False, or None for
+    "cannot tell", as :func:`microsip_running` answers for an ini (the simulator's marker in
+    that folder, or a MicroSIP window whose Contacts.xml it is). For a Contacts.xml named
+    without its ini: MicroSIP rewrites the file from memory after any change (facts §4.1)."""
+    return _running(Path(contacts), "contacts", windows, env, registry)
+
+
+def _running(
+    path: Path,
+    which: Literal["ini", "contacts"],
+    windows: Iterable[MicroSIPWindow] | None,
+    env: Mapping[str, str],
+    registry: RegistryReader | None,
+) -> bool | None:
+    if simulator_pid(path.parent) is not None:
         return True
     if windows is None:
         if sys.platform == "win32":
@@ -122,12 +158,13 @@ def microsip_running(
             return None
     install = read_install_path(registry)
     return any(
-        window_uses_ini(
+        _window_uses(
             window,
-            Path(ini),
-            install_path=install.path if install else None,
-            appdata=env_value(env, "APPDATA"),
-            localappdata=env_value(env, "LOCALAPPDATA"),
+            path,
+            which,
+            install.path if install else None,
+            env_value(env, "APPDATA"),
+            env_value(env, "LOCALAPPDATA"),
         )
         for window in windows
     )
