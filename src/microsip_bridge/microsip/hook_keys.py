@@ -107,13 +107,12 @@ def _script_problem(program: str) -> str | None:
     if ext in SCRIPT_EXTENSIONS:
         return (
             f"{ext} files are not started but interpreted, and MicroSIP appends the caller's "
-            "number (which may hold '&', '|' ...) to the command: a command-injection risk "
-            "(facts §2.3 5)"
+            "number (which may hold '&', '|' ...) to the command: a command-injection risk"
         )
     if (ext in (".exe", ".com") and stem in SHELL_NAMES) or name in SHELL_NAMES:
         return (
             f"{ntpath.basename(program)} is a shell or script host: it would interpret the "
-            "caller's number that MicroSIP appends (facts §2.3 5)"
+            "caller's number that MicroSIP appends"
         )
     return None
 
@@ -168,7 +167,7 @@ def hook_value(program: str | PurePath, event: Event, *, flag: str = "-I") -> st
     if length > MAX_HOOK_VALUE_CHARS:
         raise BridgeError(
             f"the {HOOK_KEYS[event]} command would be {length} characters but MicroSIP reads "
-            f"only {MAX_HOOK_VALUE_CHARS} (facts §2.1), so it would run a cut-off path. Install "
+            f"only {MAX_HOOK_VALUE_CHARS}, so it would run a cut-off path. Install "
             "microsip-bridge under a shorter path (e.g. pipx with PIPX_HOME=C:\\pipx and "
             "PIPX_BIN_DIR=C:\\pipx\\bin), or give the program's 8.3 short path (dir /x shows it)",
             where=text,
@@ -325,11 +324,11 @@ def classify_hook(
     if length > MAX_HOOK_VALUE_CHARS:
         return damaged(
             f"{length} characters: MicroSIP reads only the first {MAX_HOOK_VALUE_CHARS} "
-            f"(facts §2.1), so it would run {argv!r}"
+            f"of a command, so it would run {argv!r}"
         )
     if len(stored) >= 2 and stored[0] == stored[-1] and stored[0] in "\"'":
         return damaged(
-            "the whole value is in quotes, which GetPrivateProfileString removes (facts §2.6), "
+            "the whole value is in quotes, which Windows removes when MicroSIP reads it, "
             f"so MicroSIP would run {argv!r}"
         )
     if split_command_line(full.strip(WHITESPACE)).unterminated_quote:
