@@ -922,16 +922,49 @@ def test_json_records_are_the_documented_shape() -> None:
 
 
 def test_our_csv_is_rfc_4180() -> None:
-    text = to_csv(SAMPLE)
+    text = to_csv(SAMPLE, raw=True)
     assert text.startswith("key,number,name,type,type_code,time,timestamp,duration,info\r\n")
     assert (
         '7,+4930123,"Müller, ""Jo""",missed,2,2023-11-14T22:13:20Z,1700000000,0,Missed Call\r\n'
         in text
     )
     assert text.endswith("\r\n")
+    assert text.count("\r\n") == len(SAMPLE) + 1  # CRLF and only CRLF ends a row
+    assert "\n" not in text.replace("\r\n", "")
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert [r["name"] for r in rows] == [e.name for e in SAMPLE]
     assert rows[2]["duration"] == "3725"
+    # The columns are the JSON's keys, in the JSON's order, with the JSON's values as text.
+    assert list(rows[0]) == list(RECORD_FIELDS)
+    assert rows == [{k: str(v) for k, v in entry_record(e).items()} for e in SAMPLE]
+
+
+HOSTILE = (
+    CallEntry(1, "+14155550142", '=HYPERLINK("http://evil.example","hi")', CallType.INCOMING, 5, 1),
+    CallEntry(2, "-1", "@SUM(1+1)*cmd|' /C calc'!A0", CallType.OUTGOING, 6, 0, "\tTab"),
+    CallEntry(3, "1001", "\rCR", CallType.MISSED, 7, 0, "a=b"),
+)
+
+
+def test_our_csv_neutralises_cells_a_spreadsheet_would_run() -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(HOSTILE), newline="")))
+    assert [(r["number"], r["name"], r["info"]) for r in rows] == [
+        ("'+14155550142", '\'=HYPERLINK("http://evil.example","hi")', ""),
+        ("'-1", "'@SUM(1+1)*cmd|' /C calc'!A0", "'\tTab"),
+        ("1001", "'\rCR", "a=b"),
+    ]
+    # Numbers stay numbers; --raw (raw=True) gives the text back as MicroSIP stored it.
+    assert [r["key"] for r in rows] == ["1", "2", "3"]
+    raw = list(csv.DictReader(io.StringIO(export(HOSTILE, "csv", raw=True), newline="")))
+    assert [(r["number"], r["name"], r["info"]) for r in raw] == [
+        (e.number, e.name, e.info) for e in HOSTILE
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["json", "microsip-csv", "microsip-xml"])
+def test_the_other_formats_keep_the_text_as_it_is(fmt: str) -> None:
+    assert export(HOSTILE, fmt) == export(HOSTILE, fmt, raw=True) == EXPORTERS[fmt](HOSTILE)
+    assert "'=HYPERLINK" not in export(HOSTILE, fmt)
 
 
 def test_microsips_csv_export_shape() -> None:

@@ -220,7 +220,7 @@ def test_clean_number(number: str, clean: str, raw: bytes | None) -> None:
 
 
 def test_the_openapi_document_describes_the_hook_record(client: httpx2.Client) -> None:
-    document = client.get("/openapi.json").json()
+    document = client.get("/api/v1/openapi.json").json()
     body = document["paths"][wire.HOOK_EVENTS_PATH]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"] == wire.record_schema()
 

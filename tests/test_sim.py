@@ -1093,7 +1093,7 @@ BAD_SCENARIOS = [
     ),
     (
         "[[steps]]\noutgoing = '5550001'\nthen = 'busy'\nstatus = 404\n",
-        "step 1: busy means 486, 600 or 603 (facts §2.2), not 404",
+        "step 1: busy means 486, 600 or 603 (what MicroSIP treats as busy), not 404",
     ),
     (
         "[[steps]]\noutgoing = '5550001'\nthen = 'fail'\nstatus = 487\n",

@@ -350,11 +350,12 @@ else:
         except (ValueError, RecursionError):
             return False
         pid = info.get("pid") if isinstance(info, dict) else None
-        if type(pid) is not int or pid <= 0:
+        # A pid past the C int is no process (os.kill would raise OverflowError).
+        if type(pid) is not int or not 0 < pid < 2**31:
             return False
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, OverflowError):
             return False
         except OSError:
             return True  # alive, but someone else's

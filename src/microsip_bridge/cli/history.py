@@ -22,23 +22,37 @@ if TYPE_CHECKING:
     from microsip_bridge.microsip.history import CallEntry
 
 FORMATS = ("table", "json", "csv", "microsip-csv", "xml")
+# --format -> the library's export format (the table is ours, for people).
+_EXPORTED = {"json": "json", "csv": "csv", "microsip-csv": "microsip-csv", "xml": "microsip-xml"}
+# The most rows a limit can ask for: what a 64-bit count holds.
+MAX_LIMIT = 2**63 - 1
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     """``2026-11-30``, ``2026-11-30T08:00``, ``2026-11-30 08:00+01:00`` (naive: local time), or
-    a span back from now: ``90m``, ``12h``, ``7d``, ``2w``. Raises ValueError."""
+    a span back from now: ``90m``, ``12h``, ``7d``, ``2w``. Raises ValueError, also for a time
+    that has no Unix timestamp here (a span back past year 1, a date the platform cannot place
+    in local time)."""
     match = _RELATIVE.match(text.strip())
-    if match:
-        now = now or dt.datetime.now(dt.UTC)
-        return now - dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
-        return dt.datetime.fromisoformat(text.strip())
+        if match:
+            now = now or dt.datetime.now(dt.UTC)
+            when = now - dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        else:
+            when = dt.datetime.fromisoformat(text.strip())
+    except OverflowError:
+        raise ValueError(f"{text!r} reaches back before year 1") from None
     except ValueError:
         raise ValueError(
             f"{text!r} is not a date (2026-11-30, 2026-11-30T08:00) or a span (12h, 7d, 2w)"
         ) from None
+    try:
+        when.timestamp()  # what the filters compare; naive times go through local time
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"{text!r} is out of the range of dates this system can use") from None
+    return when
 
 
 class Since(click.ParamType[dt.datetime]):
@@ -90,6 +104,12 @@ def to_table(entries: Iterable[CallEntry], *, tz: dt.tzinfo = dt.UTC) -> str:
     return format_table(header, rows, right={0, 3})
 
 
+def _limit(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value > MAX_LIMIT:
+        raise click.BadParameter(f"{value} is more than a count can be (at most {MAX_LIMIT})")
+    return value
+
+
 @click.command()
 @location_options
 @click.option(
@@ -105,9 +125,18 @@ def to_table(entries: Iterable[CallEntry], *, tz: dt.tzinfo = dt.UTC) -> str:
     help="Only calls of this type (repeatable).",
 )
 @click.option("--number", help="Only calls whose number contains this text (case-insensitive).")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the newest N calls.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), callback=_limit, help="Only the newest N calls."
+)
 @format_option(
     FORMATS, "csv and json are stable for scripts; microsip-csv and xml are MicroSIP's own export."
+)
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="With --format csv: write cells that start with = + - @, a tab or a carriage return as "
+    "they are (by default they get a ' in front, so that a spreadsheet never runs them as "
+    "formulas).",
 )
 @output_option
 def history(
@@ -119,6 +148,7 @@ def history(
     number: str | None,
     limit: int | None,
     fmt: str,
+    raw: bool,
     output: Path | None,
 ) -> None:
     """List MicroSIP's call history, oldest first, as MicroSIP stores it in microsip.ini.
@@ -133,9 +163,12 @@ def history(
     """
     from microsip_bridge.microsip.history import CallType, filter_entries
     from microsip_bridge.microsip.history import read_history as read
-    from microsip_bridge.microsip.history_formats import export
+    from microsip_bridge.microsip.history_formats import RAW_EXPORTERS, export
     from microsip_bridge.microsip.inifile import IniDocument
 
+    exported = _EXPORTED.get(fmt)
+    if raw and exported not in RAW_EXPORTERS:
+        raise click.UsageError(f"--raw goes with --format csv; {fmt} is never altered")
     location = locate_files(microsip_path, ini_path, contacts_path)
     doc = IniDocument.load(location.ini)
     calls = read(doc)
@@ -146,7 +179,10 @@ def history(
     entries = filter_entries(calls.entries, since=since, types=wanted, number=number)
     if limit is not None:
         entries = entries[-limit:]
-    if fmt == "table":
+    if exported is None:
         emit(to_table(entries), output)
     else:
-        emit(export(entries, "microsip-xml" if fmt == "xml" else fmt), output)
+        text = export(entries, exported, raw=raw)
+        # CSV and XML as bytes: as text, click would strip escape sequences from a number and
+        # Windows would write each CRLF as CR CR LF. (JSON escapes both.)
+        emit(text if exported == "json" else text.encode("utf-8"), output)

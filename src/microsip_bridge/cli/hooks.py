@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,31 @@ from microsip_bridge.cli._common import (
 
 if TYPE_CHECKING:
     from microsip_bridge.microsip.hook_keys import HookPlan
+
+
+class HookProgram(click.Path[Path]):
+    """A program MicroSIP can run safely as every hook (an absolute path, no script or shell,
+    each cmd* value within what MicroSIP reads): anything else is a usage error."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, dir_okay=False)
+
+    def convert(
+        self,
+        value: str | os.PathLike[str],
+        param: click.Parameter | None,
+        ctx: click.Context | None,
+    ) -> Path:
+        from microsip_bridge.errors import BridgeError
+        from microsip_bridge.microsip.hook_keys import HOOK_KEYS, hook_value
+
+        path = super().convert(value, param, ctx)
+        try:
+            for event in HOOK_KEYS:
+                hook_value(path, event)
+        except BridgeError as exc:
+            self.fail(str(exc), param, ctx)
+        return path
 
 
 @click.group()
@@ -81,7 +107,7 @@ def _apply(plan: HookPlan, doc: object, ini: Path, dry_run: bool, force: bool) -
 @location_options
 @click.option(
     "--program",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=HookProgram(),
     help="The program the hooks run: microsip-bridge-hook, or a Python interpreter (default: "
     "the hook_program setting, else this Python running the hook directly, the fastest form).",
 )

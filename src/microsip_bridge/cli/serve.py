@@ -11,6 +11,20 @@ from microsip_bridge.cli._common import locate_files, state
 from microsip_bridge.config import DEFAULTS
 
 
+def _database_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --database URL the store can use (the form only: the server is reached at start)."""
+    if value is None or not value.strip():
+        return value
+    from microsip_bridge.errors import BridgeError
+    from microsip_bridge.store.engine import parse_url
+
+    try:
+        parse_url(value)
+    except BridgeError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
 @click.command()
 @click.option("--host", help=f"Address to listen on (setting: host; default {DEFAULTS['host']}).")
 @click.option(
@@ -21,6 +35,7 @@ from microsip_bridge.config import DEFAULTS
 @click.option(
     "--database",
     metavar="URL",
+    callback=_database_url,
     help="sqlite:///PATH or postgresql://USER@HOST/DB (setting: database; default: bridge.db in "
     "the bridge's home).",
 )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -13,11 +14,70 @@ from typing import TYPE_CHECKING
 
 import click
 
+from microsip_bridge.errors import BridgeError
+
 if TYPE_CHECKING:
     from microsip_bridge.sim.records import FiredEvent
     from microsip_bridge.sim.simulator import Simulator
 
 DEFAULT_FOLDER = "microsip-sim"
+
+
+class Checked(click.ParamType[str]):
+    """Text that ``check`` accepts (it raises BridgeError otherwise): a bad value is a usage
+    error, reported before anything starts."""
+
+    def __init__(self, name: str, check: Callable[[str], object]) -> None:
+        self.name = name
+        self.check = check
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value)
+        try:
+            self.check(text)
+        except BridgeError as exc:
+            # Name the value (one of several --call options, say) unless the message does.
+            said = exc.message if repr(text) in exc.message else f"{text!r}: {exc.message}"
+            self.fail(said, param, ctx)
+        return text
+
+
+class NumberRange(click.FloatRange):
+    """A FloatRange that also refuses NaN (which compares as inside any range)."""
+
+    def convert(
+        self, value: float, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number: float = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
+def _call_spec(text: str) -> None:
+    from microsip_bridge.sim.scenario import parse_call_spec
+
+    parse_call_spec(text)
+
+
+def _command_line(text: str) -> None:
+    from microsip_bridge.microsip.commands import Channel, parse
+
+    parse(text, channel=Channel.COMMAND_LINE)
+
+
+def _version(text: str) -> None:
+    from microsip_bridge.microsip.commands import Version
+
+    Version.parse(text)
+
+
+def _domain(text: str) -> None:
+    from microsip_bridge.sim.folder import check_domain
+
+    check_domain(text)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -66,6 +126,7 @@ def _event_line(sim: Simulator, fired: FiredEvent) -> str:
 )
 @click.option(
     "--domain",
+    type=Checked("DOMAIN", _domain),
     default="sip.example.invalid",
     show_default=True,
     help="With --create: the account's SIP domain.",
@@ -73,6 +134,7 @@ def _event_line(sim: Simulator, fired: FiredEvent) -> str:
 @click.option(
     "--sim-version",
     "version",
+    type=Checked("VERSION", _version),
     default="3.22.3",
     show_default=True,
     help="The MicroSIP version to behave as (3.19, 3.20 and 3.22 rules differ).",
@@ -86,7 +148,7 @@ def _event_line(sim: Simulator, fired: FiredEvent) -> str:
     "--call",
     "calls",
     multiple=True,
-    metavar="SPEC",
+    type=Checked("SPEC", _call_spec),
     help="A call to play, one after another: incoming:NUMBER[:THEN[:AFTER[:TALK]]], "
     "outgoing:NUMBER[:THEN[:AFTER[:TALK]]] or command:TEXT (repeatable).",
 )
@@ -95,13 +157,13 @@ def _event_line(sim: Simulator, fired: FiredEvent) -> str:
     "--command",
     "commands",
     multiple=True,
-    metavar="TEXT",
+    type=Checked("TEXT", _command_line),
     help="A MicroSIP command line: sent to the simulator already running on FOLDER, as a second "
     "microsip.exe would, else run when this one starts (repeatable).",
 )
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0.01, max=1000),
+    type=NumberRange(min=0.01, max=1000),
     default=1.0,
     show_default=True,
     help="Play the scenario this many times faster (durations in [Calls] are not scaled).",
@@ -114,7 +176,7 @@ def _event_line(sim: Simulator, fired: FiredEvent) -> str:
 )
 @click.option(
     "--hook-timeout",
-    type=click.FloatRange(min=0, max=600),
+    type=NumberRange(min=0, max=600),
     default=10.0,
     show_default=True,
     help="How long to wait for a hook, as MicroSIP's 10 s.",

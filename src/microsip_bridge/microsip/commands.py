@@ -228,7 +228,7 @@ def _check_text(text: str) -> None:
     if core in ("/reset", "/resetnoask") or text.casefold() in ("/reset", "/resetnoask"):
         raise CommandError(
             f"{text.strip()!r} is refused: it makes MicroSIP delete its settings, accounts and "
-            "contacts (facts §1.2)"
+            "contacts"
         )
 
 
@@ -247,7 +247,7 @@ def _target_problem(target: str, *, what: str, post_dial_ok: bool) -> str | None
     if low.startswith("sips:"):
         return (
             "sips: URIs are not supported by MicroSIP: it does not strip 'sips:' and dials "
-            "'sip:sips:...', a wrong or invalid target (facts §1.6, §6); use sip: or a number"
+            "'sip:sips:...', a wrong or invalid target; use sip: or a number"
         )
     if low.startswith("msip:"):
         return "'msip:' is MicroSIP's command prefix, not a number"
@@ -259,14 +259,14 @@ def _target_problem(target: str, *, what: str, post_dial_ok: bool) -> str | None
         )
     if target.startswith("/"):
         return (
-            f"{target!r} starts with '/': MicroSIP would take it for a switch, or dial it and "
-            "show an error box (an unknown switch is dialled, facts §1.7)"
+            f"{target!r} starts with '/': MicroSIP would take it for a switch, or dial it as a "
+            "number and show an error box"
         )
     for c in target:
         if c.isspace():
             return (
                 f"the {what} contains whitespace ({c!r}): at a space MicroSIP splits it and sends "
-                "the rest as an instant message instead of calling (facts §1.6 6)"
+                "the rest as an instant message instead of calling"
             )
     if '"' in target:
         return f"the {what} contains a double quote, which no number or SIP URI needs"
@@ -274,10 +274,10 @@ def _target_problem(target: str, *, what: str, post_dial_ok: bool) -> str | None
     if ACCOUNT_SWITCH in low_all or PASSWORD_SWITCH in low_all:
         return (
             f"the {what} contains '/account:' or '/password:', which MicroSIP 3.20+ acts on "
-            "wherever they appear (facts §1.6 3)"
+            "wherever they appear"
         )
     if not post_dial_ok and "," in target:
-        return f"the {what} contains ',', which MicroSIP reads as post-dial DTMF (facts §1.6 7)"
+        return f"the {what} contains ',', which MicroSIP reads as post-dial DTMF"
     return None
 
 
@@ -627,7 +627,7 @@ def _refusal(cmd: Command, text: str) -> str | None:
     if pos > 0 and " " in core[pos:]:
         return (
             "'/account:N' must be at the start or the end of the command: anywhere else MicroSIP "
-            "3.20+ cuts out too many characters (facts §1.6 3)"
+            "3.20+ cuts out too many characters"
         )
     if verb in (Verb.DIAL, Verb.MESSAGE, Verb.TRANSFER):
         what = {
@@ -641,7 +641,7 @@ def _refusal(cmd: Command, text: str) -> str | None:
         if problem is None and verb is Verb.DIAL:
             problem = _post_dial_problem(cmd.post_dial)
         if problem is None and verb is Verb.MESSAGE and ACCOUNT_SWITCH in cmd.message.casefold():
-            problem = "a message text cannot contain '/account:' (facts §1.6 3)"
+            problem = "a message text cannot contain '/account:': MicroSIP 3.20+ acts on it"
         return problem
     if verb in (Verb.DTMF, Verb.DTMF_TO_DIALER):
         bad = [c for c in cmd.digits if c not in DTMF_DIGITS]
@@ -714,7 +714,7 @@ def message(number: str, text: str) -> Command:
     if ACCOUNT_SWITCH in body.casefold() or PASSWORD_SWITCH in body.casefold():
         raise CommandError(
             "a message cannot contain '/account:' or '/password:': MicroSIP 3.20+ acts on them "
-            "anywhere in the command (facts §1.6 3)"
+            "anywhere in the command"
         )
     return _build(f"{to} {body}", Verb.MESSAGE, target=to, message=body)
 
@@ -764,14 +764,9 @@ def _built_for(text: str, verb: Verb, version: Version) -> Command:
 # Every command that takes no argument: verb -> (the text its builder sends, the builder's
 # docstring). _build parses each text back, so this table cannot drift from the grammar above.
 SIMPLE_COMMANDS: dict[Verb, tuple[str, str]] = {
-    Verb.ANSWER: (
-        "/answer",
-        "Answer the first incoming call that is still ringing (facts §1.6 4).",
-    ),
-    Verb.HANGUP_ALL: (
-        "/hangupall",
-        "Hang up every call except incoming calls still ringing (facts §1.6 4).",
-    ),
+    # /answer and /hangupall: facts §1.6 4.
+    Verb.ANSWER: ("/answer", "Answer the first incoming call that is still ringing."),
+    Verb.HANGUP_ALL: ("/hangupall", "Hang up every call except incoming calls still ringing."),
     Verb.HANGUP_INCOMING: (
         "/hangupincoming",
         "Hang up (reject) every incoming call still ringing (MicroSIP 3.22).",
@@ -796,9 +791,10 @@ SIMPLE_COMMANDS: dict[Verb, tuple[str, str]] = {
     Verb.MIC_DOWN: ("msip:micdown", "Microphone volume down."),
     Verb.SPEAKER_UP: ("msip:speakup", "Speaker volume up."),
     Verb.SPEAKER_DOWN: ("msip:speakdown", "Speaker volume down."),
+    # /exit and /minimized: facts §1.2, §1.9.
     Verb.EXIT: (
         "/exit",
-        """Close MicroSIP cleanly: run ``microsip.exe /exit`` (command line only, facts §1.2, §1.9).
+        """Close MicroSIP cleanly: run ``microsip.exe /exit`` (on the command line only).
 
         MicroSIP saves its settings and exits, as with its jump list's "Exit" task; it is how the
         bridge stops MicroSIP before editing the ini. Over WM_COPYDATA the same text would be
@@ -807,7 +803,7 @@ SIMPLE_COMMANDS: dict[Verb, tuple[str, str]] = {
     ),
     Verb.START_MINIMIZED: (
         "/minimized",
-        "``microsip.exe /minimized``: start in the tray; nothing if already running (facts §1.2).",
+        "``microsip.exe /minimized``: start in the tray; nothing if already running.",
     ),
 }
 

@@ -2,17 +2,22 @@
 
 Every exporter returns text: our JSON and CSV (stable fields, see :func:`entry_record`) and
 MicroSIP's own CSV and XML export shapes (``Calls::OnMenuExport``: time and duration are written
-with ``%d``, i.e. Unix seconds and seconds). The table for people is the CLI's, not a data format.
+with ``%d``, i.e. Unix seconds and seconds). Our CSV is for spreadsheets, so a cell a spreadsheet
+would run as a formula is neutralised (:mod:`microsip_bridge.csvsafe`) unless the caller asks
+for the raw text; MicroSIP's own shapes always keep MicroSIP's bytes. The table for people is
+the CLI's, not a data format.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 
+from microsip_bridge.csvsafe import neutralise
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.microsip.history import CallEntry
 from microsip_bridge.microsip.markup import encode_attribute, sanitize_text
@@ -68,16 +73,26 @@ def to_json(entries: Iterable[CallEntry], *, indent: int | None = 2) -> str:
     return json.dumps([entry_record(e) for e in entries], ensure_ascii=False, indent=indent)
 
 
-def to_csv(entries: Iterable[CallEntry]) -> str:
+def to_csv(entries: Iterable[CallEntry], *, raw: bool = False) -> str:
     """Our CSV: a header row of :data:`RECORD_FIELDS`, one row per call as in
-    :func:`entry_record`, RFC 4180 quoting and CRLF line ends."""
+    :func:`entry_record` (numbers as the JSON has them), RFC 4180 quoting and CRLF line ends.
+
+    A text cell that starts with ``= + - @``, a tab or a carriage return gets a ``'`` in front
+    (:func:`~microsip_bridge.csvsafe.neutralise`): a spreadsheet then shows ``+14155550142`` as
+    the text it is and never runs ``=HYPERLINK(...)`` from a caller's name. ``raw`` keeps every
+    cell as it is.
+    """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out)  # RFC 4180's CRLF, the csv module's default
     writer.writerow(RECORD_FIELDS)
     for entry in entries:
         record = entry_record(entry)
-        writer.writerow([record[name] for name in RECORD_FIELDS])
+        writer.writerow([_cell(record[name], raw) for name in RECORD_FIELDS])
     return out.getvalue()
+
+
+def _cell(value: str | int, raw: bool) -> str | int:
+    return value if raw or not isinstance(value, str) else neutralise(value)
 
 
 def _ordered(entries: Iterable[CallEntry], newest_first: bool) -> list[CallEntry]:
@@ -155,12 +170,21 @@ EXPORTERS: dict[str, Callable[[Sequence[CallEntry]], str]] = {
 }
 
 
-def export(entries: Iterable[CallEntry], fmt: str) -> str:
-    """Export in one of :data:`EXPORTERS`' formats."""
+# The formats for spreadsheets, whose text cells are neutralised, in their raw form.
+RAW_EXPORTERS: dict[str, Callable[[Sequence[CallEntry]], str]] = {
+    "csv": functools.partial(to_csv, raw=True),
+}
+
+
+def export(entries: Iterable[CallEntry], fmt: str, *, raw: bool = False) -> str:
+    """Export in one of :data:`EXPORTERS`' formats; ``raw`` keeps the text cells of the
+    :data:`RAW_EXPORTERS` formats as they are (the others never alter them)."""
     try:
         exporter = EXPORTERS[fmt]
     except KeyError:
         raise BridgeError(
             f"unknown export format {fmt!r}; use one of {', '.join(EXPORTERS)}"
         ) from None
+    if raw:
+        exporter = RAW_EXPORTERS.get(fmt, exporter)
     return exporter(list(entries))

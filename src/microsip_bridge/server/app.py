@@ -1,4 +1,4 @@
-"""The daemon's ASGI app: the hook ingestion endpoint and the health check, over the Ingestor.
+"""The daemon's ASGI app: the hook ingestion endpoint, the health check and the API's description.
 
 :func:`create_app` builds everything from the settings (datasette's style: the library object
 builds the app), so tests and other programs can serve it with any ASGI server.
@@ -6,10 +6,14 @@ builds the app), so tests and other programs can serve it with any ASGI server.
 * ``POST /api/v1/hook-events`` (token): body = the hook's spool record
   (``{"v":1,"id":"<hex>","event":"ring","number":"1001","ts":<epoch>,"pid":<int>}``). Answers
   **202** ``{"cursor", "duplicate", "call_id"}`` once the event is committed (a 202 means
-  durable); 400 for a body that is not JSON, 413 when too big, 422 for a record of the wrong
-  shape, 401 without the right token, 503 when the commit did not happen in time (the event
-  may still be stored; sending it again is safe: its id makes ingestion idempotent).
+  durable); 400 for a body that is not JSON, 413 as soon as the body passes
+  :data:`MAX_BODY_BYTES` (declared or sent, chunked or not: nothing more is read), 422 for a
+  record of the wrong shape, 401 without the right token (before the body is read), 503 when
+  the commit did not happen in time (the event may still be stored; sending it again is safe:
+  its id makes ingestion idempotent).
 * ``GET /api/v1/health`` (no token): ``{"status": "ok", "version": ...}``.
+* ``GET /api/v1/openapi.json`` and ``GET /docs`` (token): the OpenAPI document and its Swagger
+  UI. They describe the API to whoever asks, so they are guarded like the API itself.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
@@ -32,6 +37,7 @@ from microsip_bridge.calls.writer import NotStoredError
 from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
 from microsip_bridge.model import EventRecord
 from microsip_bridge.server.security import (
+    CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
     allowed_hosts,
     bearer_token,
@@ -42,8 +48,15 @@ from microsip_bridge.server.settings import DaemonSettings
 from microsip_bridge.wire import HOOK_EVENTS_PATH, record_schema
 
 HEALTH_PATH = "/api/v1/health"
+OPENAPI_PATH = "/api/v1/openapi.json"
+DOCS_PATH = "/docs"
 # The longest record the hook writes is about 6 KiB (a 1024-character number, fully escaped).
 MAX_BODY_BYTES = 16 * 1024
+UNAUTHORIZED = "missing or wrong token (Authorization: Bearer <the token file's text>)"
+DOCS_UNAUTHORIZED = (
+    "the API docs need the token too (Authorization: Bearer <the token file's text>), which a "
+    "browser cannot send yet: fetch /api/v1/openapi.json with it instead"
+)
 
 
 class HookEventAccepted(BaseModel):
@@ -115,31 +128,47 @@ def create_app(
         version=__version__,
         summary="The automation API that MicroSIP lacks.",
         lifespan=lifespan,
+        # FastAPI's own routes would serve these to anyone: ours below need the token.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.ingestor = ingestor
     app.state.token = token
     app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
+    # Added last, so outermost: it sees the 421s of the Host check too.
+    app.add_middleware(CloseUnreadBodyMiddleware)
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=http_status(error))
 
-    async def require_token(request: Request) -> None:
-        # async: a plain def would be run in a worker thread, a hop on every hook event
+    def check_token(request: Request, detail: str) -> None:
         given = bearer_token(request.headers.get("authorization"))
         if given is None or not tokens_equal(given, token):
-            raise HTTPException(
-                status_code=401,
-                detail="missing or wrong token (Authorization: Bearer <the token file's text>)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+    async def require_token(request: Request) -> None:
+        # async: a plain def would be run in a worker thread, a hop on every hook event
+        check_token(request, UNAUTHORIZED)
+
+    async def require_token_for_docs(request: Request) -> None:
+        check_token(request, DOCS_UNAUTHORIZED)
 
     @app.get(HEALTH_PATH, response_model=Health, tags=["daemon"])
     async def health() -> dict[str, str]:
         """Whether the daemon runs (no token needed)."""
         return {"status": "ok", "version": __version__}
+
+    @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=[Depends(require_token)])
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(DOCS_PATH, include_in_schema=False, dependencies=[Depends(require_token_for_docs)])
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_PATH, title="microsip-bridge API")
 
     @app.post(
         HOOK_EVENTS_PATH,
@@ -157,12 +186,7 @@ def create_app(
     async def hook_event(request: Request) -> JSONResponse:
         """Record one hook event (what ``microsip-bridge-hook`` sends); answers once it is
         committed."""
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            raise HTTPException(413, f"an event record is at most {MAX_BODY_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"an event record is at most {MAX_BODY_BYTES} bytes")
+        body = await read_body(request, MAX_BODY_BYTES, "an event record")
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):
@@ -182,3 +206,23 @@ def create_app(
         )
 
     return app
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request's body, refused with a 413 as soon as it passes ``limit`` bytes, declared
+    (Content-Length) or sent (chunked): at most ``limit`` plus one chunk is ever read."""
+    too_big = HTTPException(413, f"{what} is at most {limit} bytes")
+    declared = request.headers.get("content-length")
+    # Digits counted before int() reads them (h11 does too; other ASGI servers may not).
+    if declared is not None and not (
+        declared.isdigit() and len(declared) <= 20 and int(declared) <= limit
+    ):
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)

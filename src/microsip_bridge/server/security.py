@@ -1,4 +1,4 @@
-"""The daemon's defences: the token file, the token check, and the Host/Origin check.
+"""The daemon's defences: the token file, the token check, the Host/Origin check, unread bodies.
 
 * **Token.** ``<home>/token`` is created on the first start with ``secrets.token_urlsafe(32)``
   (256 random bits), readable by the user only (0600 on POSIX; on Windows the bridge's home is
@@ -9,6 +9,10 @@
   ``Host: evil.example``. Requests whose Host is not a loopback name (or the configured host)
   are refused with 421, and so are state-changing requests whose ``Origin`` is not a loopback
   origin (CSRF from any page).
+* **Bodies.** A response sent before its request's body was read whole (a 401 before the body,
+  a 413 at the size limit, a 421) closes the connection: otherwise the server would go on
+  reading, and throwing away, whatever the client still sends, a gigabyte or a body that never
+  ends.
 """
 
 from __future__ import annotations
@@ -197,6 +201,46 @@ async def _refuse(scope: Scope, send: Send, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class CloseUnreadBodyMiddleware:
+    """Answer a request whose body was not read whole with ``Connection: close``, so that the
+    server stops reading it (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        body_read = False
+
+        async def tracked_receive() -> Message:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_read = True
+            return message
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not body_read:
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"
+                ]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, tracked_receive, closing_send)
+
+
+def _has_body(scope: Scope) -> bool:
+    # HTTP/1.1: a request has a body only with Transfer-Encoding or a non-zero Content-Length.
+    for key, value in scope.get("headers", []):
+        name = key.lower()
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" 0")):
+            return True
+    return False
 
 
 def allowed_hosts(host: str) -> frozenset[str] | None:

@@ -34,7 +34,9 @@ def check_failure_status(status: int, *, busy: bool) -> int:
         raise SimulatorError(f"a SIP status must be a whole number, not {status!r}")
     if busy:
         if status not in BUSY_STATUSES:
-            raise SimulatorError(f"busy means 486, 600 or 603 (facts §2.2), not {status}")
+            raise SimulatorError(
+                f"busy means 486, 600 or 603 (what MicroSIP treats as busy), not {status}"
+            )
     elif not 300 <= status <= 699 or status in BUSY_STATUSES or status == 487:
         raise SimulatorError(
             f"a failure status must be 300-699, not 487 (a cancel) nor 486/600/603 (busy), "

@@ -255,6 +255,16 @@ def account_lines(*, domain: str, server: str = "", label: str | None = None) ->
     return [f"{key}={values.get(key, '')}" for key in ACCOUNT_KEYS]
 
 
+def check_domain(domain: str) -> str:
+    """``domain`` if it can be Account1's SIP domain: not blank (MicroSIP ignores an account
+    without one, facts §3.5) and a single line."""
+    if not domain.strip():
+        raise BridgeError("the account needs a domain: MicroSIP ignores an account without one")
+    if any(c in domain for c in "\r\n\x00"):
+        raise BridgeError("the account's domain cannot hold a line break or NUL")
+    return domain
+
+
 def create_folder(
     path: Path | str,
     *,
@@ -271,8 +281,7 @@ def create_folder(
     ``server`` is empty by default, so the simulated MicroSIP needs no registration. Refuses to
     replace an existing microsip.ini unless ``overwrite``.
     """
-    if not domain.strip():
-        raise BridgeError("the account needs a domain: MicroSIP ignores an account without one")
+    check_domain(domain)
     Version.parse(version)
     folder = SimFolder(Path(path))
     if folder.ini.exists() and not overwrite:

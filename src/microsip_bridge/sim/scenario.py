@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +65,8 @@ MAX_SCENARIO_BYTES = 1024 * 1024
 DEFAULT_RING = 1.0  # seconds an incoming call rings before `then` when `after` is not given
 DEFAULT_TALK = 3.0  # seconds an answered call lasts when `talk` is not given
 SPEC_GAP = 1.0  # seconds between the calls given as --call specs
+# A step's times: a day is more than any scripted call needs, and far from what a timer takes.
+MAX_SECONDS = 86400
 
 
 class StepKind(enum.StrEnum):
@@ -236,8 +237,11 @@ class _Checker:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(f"{key} must be a number of seconds, not {value!r}")
-        if not math.isfinite(value) or value < 0:
+        if value != value or value < 0:  # NaN is the one value unequal to itself
             raise self.fail(f"{key} must be zero or more seconds, not {value!r}")
+        # Compared, not math.isfinite(): a JSON integer may be too large for a float.
+        if value > MAX_SECONDS:
+            raise self.fail(f"{key} must be at most {MAX_SECONDS} seconds (a day), not {value!r}")
         return float(value)
 
     def text(self, data: Mapping[str, Any], key: str) -> str | None:
