@@ -56,12 +56,6 @@ def main(argv: list[str] | None = None) -> None:
         args = [a for a in args if a != "--debug"]
         debug = True
     state = State(debug=debug)
-    if "serve" in args:
-        # Before anything slow is imported: Ctrl-C or SIGTERM during the daemon's start-up
-        # then stops it cleanly (exit 0) instead of killing it half-way.
-        from microsip_bridge.server.lifecycle import catch_stop_signals
-
-        catch_stop_signals()
     try:
         result = cli.main(args=args, prog_name=PROG, standalone_mode=False, obj=state)
     except click.exceptions.Abort:

@@ -73,7 +73,7 @@ def catch_stop_signals() -> StopSignals | None:
     Python cannot handle signals (tests run the daemon in a thread and stop it by hand)."""
     global _installed
     if threading.current_thread() is not threading.main_thread():
-        return _installed
+        return None
     if _installed is None:
         stop = StopSignals()
         for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
