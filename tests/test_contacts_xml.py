@@ -7,6 +7,7 @@ import inspect
 import io
 import random
 import re
+import tracemalloc
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,7 @@ from microsip_bridge.microsip.contacts_xml import (
     serialize_contacts,
     write_contacts,
 )
-from microsip_bridge.microsip.markup import ProblemCode
+from microsip_bridge.microsip.markup import MAX_PROBLEMS, Problem, ProblemCode
 
 CONTACTS = "contacts"  # corpus sub-folder
 DECL = b'<?xml version="1.0"?>\r\n'
@@ -893,3 +894,34 @@ def test_reading_as_it_scans_equals_reading_the_tree(data: st.DataObject) -> Non
         else:
             outcomes.append((cf.contacts, cf.problems, cf.lines))
     assert outcomes[0] == outcomes[1]
+
+
+def test_millions_of_small_oddities_keep_a_thousand_problems_of_each_kind() -> None:
+    # Each "<a/>" was a problem kept: 64 MiB of them took 4 GB. Now at most 1000 of each kind.
+    data = b"<contacts>\n" + b"<a/>\n" * 20_000 + b"</contacts>"
+    tracemalloc.start()
+    try:
+        cf = parse_contacts(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(data) + 500_000  # 20,000 problems are 5 MB
+    assert codes(cf) == [ProblemCode.IGNORED_ELEMENT] * (MAX_PROBLEMS + 1)
+    assert cf.problems[-1] == Problem(
+        2 + MAX_PROBLEMS,
+        ProblemCode.IGNORED_ELEMENT,
+        "19,000 more like those above, from this line on, not listed",
+    )
+    contacts = b'<contact number="1" x="" x=""/>\n' * 1500
+    cf = parse_contacts(b"<contacts>\n" + contacts + b"</contacts>")
+    for code, left_out, line in (
+        (ProblemCode.DUPLICATE_ATTRIBUTE, 500, 2 + MAX_PROBLEMS),
+        (ProblemCode.DUPLICATE, 499, 3 + MAX_PROBLEMS),
+    ):
+        kept = [p for p in cf.problems if p.code is code]
+        assert len(kept) == MAX_PROBLEMS + 1
+        assert (kept[-1].line, kept[-1].message) == (
+            line,
+            f"{left_out:,} more like those above, from this line on, not listed",
+        )
+    assert [p.line for p in cf.problems] == sorted(p.line or 0 for p in cf.problems)

@@ -14,7 +14,7 @@ from microsip_bridge.microsip.contacts_xml import parse_markup
 from microsip_bridge.microsip.markup import (
     MAX_DEPTH,
     ChildScan,
-    Problem,
+    ProblemLog,
     decode_references,
     encode_attribute,
     find_unstorable,
@@ -171,7 +171,7 @@ def test_the_child_scan_finds_what_the_tree_holds(data: st.DataObject) -> None:
         raw[at:at] = data.draw(st.sampled_from([b"<", b">", b'"', b"/", b"<a/>", b"\n", b"&#1;"]))
     text = bytes(raw)
     assume(utf8_error(text) is None)  # the scan's input is checked UTF-8
-    problems: list[Problem] = []
+    problems = ProblemLog()
     scan = ChildScan(text, None, MAX_DEPTH, problems, has_controls(text))
     try:
         tree = parse_markup(text)
@@ -191,9 +191,9 @@ def test_the_child_scan_finds_what_the_tree_holds(data: st.DataObject) -> None:
         tree.root.text_line,
         [],
     )
-    assert problems == tree.problems
+    assert problems.listed() == tree.problems
 
 
 def test_a_child_scan_has_no_root_before_it_runs() -> None:
     with pytest.raises(RuntimeError):
-        _ = ChildScan(b"<r/>", None, MAX_DEPTH, [], controls=False).root
+        _ = ChildScan(b"<r/>", None, MAX_DEPTH, ProblemLog(), controls=False).root

@@ -71,6 +71,7 @@ from microsip_bridge.microsip.markup import (
     ChildScan,
     Problem,
     ProblemCode,
+    ProblemLog,
     XmlDocument,
     XmlElement,
     check_bytes,
@@ -272,16 +273,16 @@ def _is_utf8(encoding: str) -> bool:
         return False
 
 
-def _decode(data: bytes, path: Path | None) -> tuple[int, list[Problem]]:
+def _decode(data: bytes, path: Path | None) -> tuple[int, ProblemLog]:
     """Check that the bytes are UTF-8, as MicroSIP reads them whatever the declaration says;
     returns where the text starts (after a UTF-8 BOM, which is skipped) and the problems found.
     The scanner then reads the bytes themselves: no decoded copy of the file is ever made."""
-    problems: list[Problem] = []
+    problems = ProblemLog()
     # CMarkup knows only UTF-8's mark; UTF-16's were refused before (check_bytes).
     bom = textcodec.detect_bom(data, (textcodec.UTF8_BOM,))
     start = len(bom.mark) if bom is not None else 0
     if bom is not None:
-        problems.append(
+        problems.add(
             Problem(
                 1,
                 ProblemCode.BOM,
@@ -301,7 +302,7 @@ def _decode(data: bytes, path: Path | None) -> tuple[int, list[Problem]]:
             f"invalid UTF-8 (byte 0x{data[bad_at]:02X}){hint}", path=path, where=f"line {line}"
         ) from exc
     if declared_name and not _is_utf8(declared_name):
-        problems.append(
+        problems.add(
             Problem(
                 1,
                 ProblemCode.DECLARED_ENCODING,
@@ -382,7 +383,7 @@ def contacts_from_document(doc: XmlDocument) -> ContactsFile:
     ``<contact>`` children of a ``<contacts>`` root."""
     _check_root(doc.root, doc.path)
     found = _Found(doc.root.children)
-    return found.result(doc.root.text_line, doc.problems, doc.path)
+    return found.result(doc.root.text_line, ProblemLog(doc.problems), doc.path)
 
 
 def _check_root(root: XmlElement, path: Path | None) -> None:
@@ -403,13 +404,13 @@ class _Found:
     def __init__(self, children: Iterable[XmlElement]) -> None:
         self.contacts: list[Contact] = []
         self.lines: list[int] = []
-        self.ignored: list[Problem] = []
+        self.ignored = ProblemLog()
         contacts = self.contacts
         lines = self.lines
         plan: _Plan | None = None
         for element in children:
             if element.name != "contact":
-                self.ignored.append(
+                self.ignored.add(
                     Problem(
                         element.line,
                         ProblemCode.IGNORED_ELEMENT,
@@ -425,14 +426,14 @@ class _Found:
             lines.append(element.line)
 
     def result(
-        self, text_line: int | None, problems: list[Problem], path: Path | None
+        self, text_line: int | None, problems: ProblemLog, path: Path | None
     ) -> ContactsFile:
         """The contacts file, given the line of any text directly inside the root."""
         if text_line is not None:
-            problems.append(
+            problems.add(
                 Problem(text_line, ProblemCode.IGNORED_TEXT, "text inside <contacts> is ignored")
             )
-        problems.extend(self.ignored)
+        problems.merge(self.ignored)
         return _checked(self.contacts, self.lines, problems, path)
 
 
@@ -441,15 +442,14 @@ _NAME = attrgetter("name")
 
 
 def _checked(
-    contacts: list[Contact], lines: list[int], problems: list[Problem], path: Path | None
+    contacts: list[Contact], lines: list[int], problems: ProblemLog, path: Path | None
 ) -> ContactsFile:
     """The result, with what MicroSIP does with contacts that lack a number or repeat another."""
-    problems.sort(key=_problem_line)
     # Most files have neither problem: two quick tests spare the walk below. Repeated pairs
     # need a repeated number, and a set of the numbers costs a pointer or two per contact.
     numbers = set(map(_NUMBER, contacts))
     if len(numbers) == len(contacts) and "" not in numbers and all(map(_NAME, contacts)):
-        return ContactsFile(contacts, problems, path, lines)
+        return ContactsFile(contacts, _sorted(problems), path, lines)
     del numbers
     repeated = _repeated_numbers(contacts)
     seen: dict[tuple[str, str], int] = {}
@@ -461,7 +461,7 @@ def _checked(
                 if fallback
                 else ""
             )
-            problems.append(
+            problems.add(
                 Problem(
                     line,
                     ProblemCode.NO_NUMBER,
@@ -474,7 +474,7 @@ def _checked(
         key = (contact.number, prepared_name(contact))
         first = seen.setdefault(key, line)
         if first != line:
-            problems.append(
+            problems.add(
                 Problem(
                     line,
                     ProblemCode.DUPLICATE,
@@ -482,8 +482,13 @@ def _checked(
                     "MicroSIP keeps both and updates both on import or directory refresh",
                 )
             )
-    problems.sort(key=_problem_line)
-    return ContactsFile(contacts, problems, path, lines)
+    return ContactsFile(contacts, _sorted(problems), path, lines)
+
+
+def _sorted(problems: ProblemLog) -> list[Problem]:
+    listed = problems.listed()
+    listed.sort(key=_problem_line)
+    return listed
 
 
 def _repeated_numbers(contacts: list[Contact]) -> set[str]:

@@ -22,7 +22,9 @@ anywhere, or a control character elsewhere, is a format error.
 deeper than ``max_depth`` (checked without recursion) and files over ``max_bytes`` (checked before
 reading) raise UnsafeInputError; unterminated tags, comments or elements, mismatched end tags,
 malformed attributes, text before the root, UTF-16 and NUL bytes raise FileFormatError. Content
-after the root is reported, not read (CMarkup never reads past the root).
+after the root is reported, not read (CMarkup never reads past the root). Of each kind of problem
+the first MAX_PROBLEMS are kept and the rest counted (:class:`ProblemLog`), so that a file of
+millions of small oddities costs no more memory than an ordinary one.
 
 The scanner is one linear loop over regular-expression tokens with an explicit element stack. It
 reads the UTF-8 bytes themselves (checked first by :func:`utf8_error`, a slice at a time), so no
@@ -39,7 +41,8 @@ import bisect
 import codecs
 import enum
 import re
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +51,13 @@ from microsip_bridge.gcpause import collector_paused
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_PROBLEMS",
     "NAME",
     "UNSTORABLE",
     "ChildScan",
     "Problem",
     "ProblemCode",
+    "ProblemLog",
     "XmlDocument",
     "XmlElement",
     "check_bytes",
@@ -160,6 +165,47 @@ class Problem:
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}" if self.line is not None else self.message
+
+
+# A file can hold millions of small oddities (64 MiB of "<a/>" is 16 million ignored elements):
+# past this many of one kind, problems are counted, not kept.
+MAX_PROBLEMS = 1000
+
+
+class ProblemLog:
+    """Problems in the order found, at most MAX_PROBLEMS of each code; the rest are counted."""
+
+    __slots__ = ("_kept", "_left_out", "_problems")
+
+    def __init__(self, listed: Iterable[Problem] = ()) -> None:
+        """``listed``: problems already kept (a :meth:`listed` result), taken as they are."""
+        self._problems = list(listed)
+        self._kept = Counter(problem.code for problem in self._problems)
+        self._left_out: dict[ProblemCode, tuple[int, int | None]] = {}
+
+    def add(self, problem: Problem) -> None:
+        code = problem.code
+        if self._kept[code] < MAX_PROBLEMS:
+            self._kept[code] += 1
+            self._problems.append(problem)
+        else:
+            count, line = self._left_out.get(code, (0, problem.line))
+            self._left_out[code] = (count + 1, line)
+
+    def merge(self, other: ProblemLog) -> None:
+        """Add what ``other`` kept, and count what it left out."""
+        for problem in other._problems:
+            self.add(problem)
+        for code, (count, line) in other._left_out.items():
+            mine, first = self._left_out.get(code, (0, line))
+            self._left_out[code] = (mine + count, first)
+
+    def listed(self) -> list[Problem]:
+        """The problems kept, then one per code that had more, at the first left out's line."""
+        return self._problems + [
+            Problem(line, code, f"{count:,} more like those above, from this line on, not listed")
+            for code, (count, line) in self._left_out.items()
+        ]
 
 
 # --- the markup scanner --------------------------------------------------------------------------
@@ -353,7 +399,7 @@ class _Scanner:
         path: Path | None,
         max_depth: int,
         check_controls: bool,
-        problems: list[Problem],
+        problems: ProblemLog,
         start: int,
         link: bool,
     ) -> None:
@@ -370,7 +416,7 @@ class _Scanner:
         # and the problems of the values that hold one, reported once the rest is known good.
         self.tag_spans: list[tuple[int, int]] = []
         self.ignored_spans: list[tuple[int, int]] = []
-        self.value_problems: list[Problem] = []
+        self.value_problems = ProblemLog()
         # Each distinct attribute layout -> (names, self-closing, has repeats), or _SLOW; and the
         # layouts without repeated names, which the scan loop handles inline.
         self.skeletons: dict[str, _Shape] = {}
@@ -462,7 +508,7 @@ class _Scanner:
         out: dict[str, str] = {}
         for key, value in zip(keys, values, strict=True):
             if key in out:
-                self.problems.append(
+                self.problems.add(
                     Problem(
                         line,
                         ProblemCode.DUPLICATE_ATTRIBUTE,
@@ -480,7 +526,7 @@ class _Scanner:
             m = _LITERAL_CHARREF.search(value)
             if m:
                 ref = value[m.start() : value.find(";", m.start()) + 1 or m.start() + 6]
-                self.problems.append(
+                self.problems.add(
                     Problem(
                         line,
                         ProblemCode.CHAR_REFERENCE,
@@ -493,7 +539,7 @@ class _Scanner:
         for key, value in zip(element.keys, element.values, strict=True):
             bad = UNSTORABLE.search(value)
             if bad:
-                self.value_problems.append(
+                self.value_problems.add(
                     Problem(
                         element.line,
                         ProblemCode.CONTROL_CHARACTER,
@@ -733,7 +779,7 @@ class _Scanner:
 
     def _after_root(self, pos: int) -> None:
         self.stop_at = pos
-        self.problems.append(
+        self.problems.add(
             Problem(
                 _line_at(self.data, pos),
                 ProblemCode.AFTER_ROOT,
@@ -761,7 +807,7 @@ class _Scanner:
                 "value: XML forbids it",
                 p,
             )
-        self.problems.extend(self.value_problems)
+        self.problems.merge(self.value_problems)
 
 
 def check_bytes(data: bytes, where: Path | None, max_bytes: int) -> None:
@@ -808,7 +854,7 @@ def scan(
     data: bytes,
     where: Path | None,
     max_depth: int,
-    problems: list[Problem],
+    problems: ProblemLog,
     controls: bool,
     start: int = 0,
 ) -> XmlDocument:
@@ -824,7 +870,7 @@ def scan(
     for _ in scanner.run():
         pass
     assert scanner.root is not None
-    return XmlDocument(scanner.root, problems, where)
+    return XmlDocument(scanner.root, problems.listed(), where)
 
 
 class ChildScan:
@@ -841,7 +887,7 @@ class ChildScan:
         data: bytes,
         where: Path | None,
         max_depth: int,
-        problems: list[Problem],
+        problems: ProblemLog,
         controls: bool,
         start: int = 0,
     ) -> None:
