@@ -273,7 +273,7 @@ def _is_utf8(encoding: str) -> bool:
         return False
 
 
-def _decode(data: bytes, path: Path | None) -> tuple[int, ProblemLog]:
+def _check_utf8(data: bytes, path: Path | None) -> tuple[int, ProblemLog]:
     """Check that the bytes are UTF-8, as MicroSIP reads them whatever the declaration says;
     returns where the text starts (after a UTF-8 BOM, which is skipped) and the problems found.
     The scanner then reads the bytes themselves: no decoded copy of the file is ever made."""
@@ -323,12 +323,12 @@ def parse_markup(
 
     Raises UnsafeInputError (too big, DOCTYPE, too deep) or FileFormatError (everything else),
     each naming the file and line. The scan is :mod:`markup`'s; it lives here beside
-    :func:`_decode`, which checks the bytes are text as MicroSIP reads it.
+    :func:`_check_utf8`, which checks the bytes are text as MicroSIP reads it.
     """
     where = Path(path) if path is not None else None
     check_bytes(data, where, max_bytes)
     with collector_paused():
-        start, problems = _decode(data, where)
+        start, problems = _check_utf8(data, where)
         return scan(data, where, max_depth, problems, has_controls(data), start)
 
 
@@ -530,7 +530,7 @@ def _parse(
     where = Path(path) if path is not None else None
     check_bytes(data, where, max_bytes)
     with collector_paused():
-        start, problems = _decode(data, where)
+        start, problems = _check_utf8(data, where)
         scan = ChildScan(data, where, max_depth, problems, has_controls(data), start)
         found = _Found(scan)  # the scan runs here, and raises what it finds on the way
         _check_root(scan.root, where)

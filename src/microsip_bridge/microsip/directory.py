@@ -202,7 +202,6 @@ def to_directory_json(
             # Grown in place: CPython resizes a string nothing else refers to, so the response
             # never exists twice over (a join would hold all the parts and the result at once).
             out += chunk
-            del chunk
     out += end
     return out
 
