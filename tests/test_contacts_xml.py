@@ -3,10 +3,13 @@ and write -> read identity."""
 
 from __future__ import annotations
 
+import inspect
 import io
 import random
 import re
+import tracemalloc
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,9 @@ from microsip_bridge.microsip.contact import ATTRIBUTES, TEXT_FIELDS, Contact
 from microsip_bridge.microsip.contacts_xml import (
     ContactsFile,
     Replacement,
+    contacts_from_document,
     parse_contacts,
+    parse_markup,
     prepare_contact,
     read_contacts,
     read_contacts_stream,
@@ -33,7 +38,7 @@ from microsip_bridge.microsip.contacts_xml import (
     serialize_contacts,
     write_contacts,
 )
-from microsip_bridge.microsip.markup import ProblemCode
+from microsip_bridge.microsip.markup import MAX_PROBLEMS, Problem, ProblemCode
 
 CONTACTS = "contacts"  # the corpus's sub-folder, and ours in tests/data
 DECL = b'<?xml version="1.0"?>\r\n'
@@ -914,3 +919,87 @@ def test_unstorable_values_are_always_refused(contacts: list[Contact], data: st.
     clean, replaced = sanitize_contacts(contacts)
     assert any(r.index == index and r.attribute == field for r in replaced)
     assert parse_contacts(serialize_contacts(clean)).contacts == clean
+
+
+# --- limits: what is written can be read back with the same limits -------------------------------
+
+
+def test_a_file_over_the_read_limit_is_never_written(tmp_path: Path) -> None:
+    contacts = [Contact(name=f"Caller {i}", number=str(1000 + i)) for i in range(10_000)]
+    size = len(serialize_contacts(contacts))
+    assert len(serialize_contacts(contacts, max_bytes=size)) == size
+    with pytest.raises(UnsafeInputError, match=f"over {size - 1:,} bytes") as info:
+        serialize_contacts(contacts, max_bytes=size - 1)
+    assert_one_line_error(info.value)
+    target = tmp_path / "Contacts.xml"
+    write_contacts(target, contacts[:1])
+    with pytest.raises(UnsafeInputError) as info:
+        write_contacts(target, contacts, max_bytes=size - 1)
+    assert_one_line_error(info.value, path="Contacts.xml")
+    assert read_contacts(target).contacts == contacts[:1]  # untouched, and no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["Contacts.xml"]
+    write_contacts(target, contacts, max_bytes=size)
+    assert read_contacts(target, max_bytes=size).contacts == contacts
+
+
+def test_the_writer_and_the_reader_share_their_limits() -> None:
+    def default(function: Callable[..., object], name: str) -> object:
+        return inspect.signature(function).parameters[name].default
+
+    assert default(write_contacts, "max_bytes") == default(read_contacts, "max_bytes")
+    assert default(serialize_contacts, "max_bytes") == default(parse_contacts, "max_bytes")
+    # Nothing deeper than a root and its contacts is ever written: any depth limit reads it.
+    data = serialize_contacts([Contact(number="1", extra={"x": "y"})])
+    assert parse_contacts(data, max_depth=2).contacts == [Contact(number="1", extra={"x": "y"})]
+    with pytest.raises(UnsafeInputError):
+        parse_contacts(data, max_depth=1)
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_reading_as_it_scans_equals_reading_the_tree(data: st.DataObject) -> None:
+    raw = bytearray(VALID + b"<!-- x --><contact number='3'/>")
+    raw[VALID.index(b"<contact") : VALID.index(b"<contact")] = "<é a='1'/>\r\n".encode()
+    for _ in range(data.draw(st.integers(0, 3))):
+        at = data.draw(st.integers(0, len(raw)))
+        raw[at:at] = data.draw(st.sampled_from([b"<", b">", b'"', b"/", b"\r\n", b"<x/>", b"t"]))
+    outcomes = []
+    for read in (parse_contacts, lambda d: contacts_from_document(parse_markup(d))):
+        try:
+            cf = read(bytes(raw))
+        except BridgeError as exc:
+            outcomes.append((type(exc), str(exc)))
+        else:
+            outcomes.append((cf.contacts, cf.problems, cf.lines))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_millions_of_small_oddities_keep_a_thousand_problems_of_each_kind() -> None:
+    # Each "<a/>" was a problem kept: 64 MiB of them took 4 GB. Now at most 1000 of each kind.
+    data = b"<contacts>\n" + b"<a/>\n" * 20_000 + b"</contacts>"
+    tracemalloc.start()
+    try:
+        cf = parse_contacts(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(data) + 500_000  # 20,000 problems are 5 MB
+    assert codes(cf) == [ProblemCode.IGNORED_ELEMENT] * (MAX_PROBLEMS + 1)
+    assert cf.problems[-1] == Problem(
+        2 + MAX_PROBLEMS,
+        ProblemCode.IGNORED_ELEMENT,
+        "19,000 more like those above, from this line on, not listed",
+    )
+    contacts = b'<contact number="1" x="" x=""/>\n' * 1500
+    cf = parse_contacts(b"<contacts>\n" + contacts + b"</contacts>")
+    for code, left_out, line in (
+        (ProblemCode.DUPLICATE_ATTRIBUTE, 500, 2 + MAX_PROBLEMS),
+        (ProblemCode.DUPLICATE, 499, 3 + MAX_PROBLEMS),
+    ):
+        kept = [p for p in cf.problems if p.code is code]
+        assert len(kept) == MAX_PROBLEMS + 1
+        assert (kept[-1].line, kept[-1].message) == (
+            line,
+            f"{left_out:,} more like those above, from this line on, not listed",
+        )
+    assert [p.line for p in cf.problems] == sorted(p.line or 0 for p in cf.problems)

@@ -467,3 +467,16 @@ def test_random_bytes_raise_only_bridge_errors(data: bytes) -> None:
     else:
         assert all(c.directory for c in contacts)
     assert error is None or not re.search("\n", str(error))
+
+
+def test_a_response_over_the_read_limit_is_never_built() -> None:
+    book = [Contact(name=f"Zoë {i}", number=str(1000 + i)) for i in range(10_000)]
+    for build in (to_directory_json, to_directory_xml):
+        built = build(book, refresh=60)
+        data = built.encode() if isinstance(built, str) else built
+        assert build(book, refresh=60, max_bytes=len(data)) == built
+        with pytest.raises(UnsafeInputError, match=f"over {len(data) - 1:,} bytes"):
+            build(book, refresh=60, max_bytes=len(data) - 1)
+        assert len(read_directory_response(data, max_bytes=len(data)).contacts) == len(book)
+        with pytest.raises(UnsafeInputError):
+            read_directory_response(data, max_bytes=len(data) - 1)

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+import re
+import tracemalloc
+
+import pytest
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from microsip_bridge.errors import BridgeError, FileFormatError
 from microsip_bridge.microsip.contacts_xml import parse_markup
 from microsip_bridge.microsip.markup import (
+    MAX_DEPTH,
+    ChildScan,
+    ProblemLog,
     decode_references,
     encode_attribute,
     find_unstorable,
+    has_controls,
     sanitize_text,
+    utf8_error,
 )
 
 # --- CMarkup's escaping, checked against a port of its C loops -----------------------------------
@@ -90,3 +100,100 @@ def test_parse_markup_tree_and_data() -> None:
     assert x.data == ""
     assert m.data == ""  # has a child element
     assert entry.line == 2
+
+
+def test_non_ascii_names_and_unicode_spaces_read_as_before() -> None:
+    # Tags are found in the bytes; a name is decoded, and a Unicode space still ends it.
+    tree = parse_markup(
+        "<контакты>\r\n<заметка текст='привет'/>\r\n<e\u00a0a=\"1\"/></контакты\u3000>".encode()
+    )
+    assert tree.root.name == "контакты"
+    note, e = tree.root.children
+    assert (note.name, note.attrs, note.line) == ("заметка", {"текст": "привет"}, 2)
+    assert (e.name, e.attrs, e.line) == ("e", {"a": "1"}, 3)
+    with pytest.raises(FileFormatError, match=r"line 2: unterminated tag <é \(no closing >"):
+        parse_markup("<r>\r\n<é\u00a0".encode())
+    with pytest.raises(FileFormatError, match="line 2: invalid tag"):
+        parse_markup("<r>\r\n<\u00a0x/></r>".encode())
+    with pytest.raises(FileFormatError, match="text 'héllo wörld' before the root"):
+        parse_markup("héllo wörld <r/>".encode())
+
+
+def test_a_run_of_quotes_is_read_in_linear_time_and_bounded_memory() -> None:
+    # A tag of a million quotes once cost seconds and ~160 bytes of backtracking state per quote.
+    for quote in (b'"', b"'"):
+        for extra in (0, 1):  # quotes that pair up (malformed attributes), and an open one
+            data = b'<contacts>\n<contact name="' + quote * (1_000_000 + extra) + b"/>"
+            tracemalloc.start()
+            try:
+                with pytest.raises(FileFormatError, match=r"line 2: (unterminated|malformed)"):
+                    parse_markup(data)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert peak < 3 * len(data)
+
+
+def test_long_tags_and_many_quotes_in_values_take_the_general_path() -> None:
+    long_value = "x" * 100_000
+    quotes = '"' * 1001
+    tree = parse_markup(
+        f"<r><e a=\"{long_value}\" b='{quotes}' c=\"&amp;\"/><e a='1>2'/></r>".encode()
+    )
+    first, second = tree.root.children
+    assert first.attrs == {"a": long_value, "b": quotes, "c": "&"}
+    assert second.attrs == {"a": "1>2"}
+
+
+def test_utf8_is_checked_across_the_slices_it_is_read_in() -> None:
+    # A character that straddles the 1 MiB slice boundary is fine; a bad byte is found anywhere.
+    head = b"<r a='"
+    pad = b"x" * ((1 << 20) - len(head) - 1)
+    good = head + pad + "é".encode() + b"'/>"
+    assert parse_markup(good).root.attrs == {"a": "x" * len(pad) + "é"}
+    assert utf8_error(good) is None
+    bad = head + pad + b"\n\n\xff'/>"
+    error = utf8_error(bad)
+    assert error is not None
+    assert error.start == len(head) + len(pad) + 2
+    with pytest.raises(FileFormatError, match=r"line 3: invalid UTF-8 \(byte 0xFF\)"):
+        parse_markup(bad)
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_the_child_scan_finds_what_the_tree_holds(data: st.DataObject) -> None:
+    raw = bytearray(
+        "<r>\n<a x='1'><b/></a>\n<!-- c --><é y=\"&amp;\"/>text<a/>\n</r>\n<!-- end -->".encode()
+    )
+    for _ in range(data.draw(st.integers(0, 3))):
+        at = data.draw(st.integers(0, len(raw)))
+        raw[at:at] = data.draw(st.sampled_from([b"<", b">", b'"', b"/", b"<a/>", b"\n", b"&#1;"]))
+    text = bytes(raw)
+    assume(utf8_error(text) is None)  # the scan's input is checked UTF-8
+    problems = ProblemLog()
+    scan = ChildScan(text, None, MAX_DEPTH, problems, has_controls(text))
+    try:
+        tree = parse_markup(text)
+    except BridgeError as exc:
+        error = exc
+    else:
+        error = None
+    if error is not None:
+        with pytest.raises(type(error), match=re.escape(str(error))):
+            list(scan)
+        return
+    children = [(c.name, c.keys, c.values, c.line) for c in scan]
+    assert children == [(c.name, c.keys, c.values, c.line) for c in tree.root.children]
+    assert (scan.root.name, scan.root.line, scan.root.text_line, scan.root.children) == (
+        tree.root.name,
+        tree.root.line,
+        tree.root.text_line,
+        [],
+    )
+    assert problems.listed() == tree.problems
+
+
+def test_a_child_scan_has_no_root_before_it_runs() -> None:
+    with pytest.raises(RuntimeError):
+        _ = ChildScan(b"<r/>", None, MAX_DEPTH, ProblemLog(), controls=False).root

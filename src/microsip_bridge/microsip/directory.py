@@ -128,10 +128,18 @@ _TEXTS = attrgetter(*TEXT_FIELDS)
 _FLAGS = attrgetter(*_XML_FLAGS)
 
 
+# Items are built this many at a time, so that the only big string is the response itself.
+_BATCH = 4096
+
+
 def _items_json(contacts: list[Contact]) -> str:
     quoted = map(_json_string, chain.from_iterable(map(_TEXTS, contacts)))
     rows = map(tuple.__add__, zip(*[quoted] * len(TEXT_FIELDS), strict=True), map(_FLAGS, contacts))
     return ",".join(map(_ITEM.__mod__, rows))
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def to_directory_json(
@@ -139,6 +147,8 @@ def to_directory_json(
     refresh: int | None = None,
     silent: bool | None = None,
     presence: Iterable[PresenceUpdate] | None = None,
+    *,
+    max_bytes: int | None = MAX_CONTACTS_BYTES,
 ) -> str:
     """The JSON object MicroSIP reads from a usersDirectory URL.
 
@@ -151,6 +161,9 @@ def to_directory_json(
 
     Note: a 3.22.16-based source clamps only a Cache-Control ``max-age`` to 60-86400 s, not this
     ``refresh``; values under 60 make MicroSIP reload that often.
+
+    A response over ``max_bytes`` in UTF-8, which :func:`read_directory_response` would refuse,
+    is refused (UnsafeInputError) before it is all built; None: no limit.
     """
     _check_refresh(refresh)
     items = list(contacts)
@@ -174,11 +187,23 @@ def to_directory_json(
                 entry["info"] = update.info
             entries.append(entry)
         body["presence"] = entries
+    out = _dumps(head)[:-1] + ("," if head else "") + '"items":['
+    end = "]" + (("," + _dumps(body)[1:]) if body else "}")
+    size = _utf8_size(out) + _utf8_size(end)
     with collector_paused():
-        items_json = _items_json(items)
-    start = _dumps(head)[:-1] + ("," if head else "")
-    end = ("," + _dumps(body)[1:]) if body else "}"
-    return f'{start}"items":[{items_json}]{end}'
+        for at in range(0, len(items), _BATCH):
+            chunk = ("," if at else "") + _items_json(items[at : at + _BATCH])
+            size += _utf8_size(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise UnsafeInputError(
+                    f"{len(items):,} contacts make a directory response over {max_bytes:,} "
+                    "bytes, more than the reader accepts: refused"
+                )
+            # Grown in place: CPython resizes a string nothing else refers to, so the response
+            # never exists twice over (a join would hold all the parts and the result at once).
+            out += chunk
+    out += end
+    return out
 
 
 def _dumps(value: object) -> str:
@@ -186,13 +211,18 @@ def _dumps(value: object) -> str:
 
 
 def to_directory_xml(
-    contacts: Iterable[Contact], refresh: int | None = None, silent: bool | None = None
+    contacts: Iterable[Contact],
+    refresh: int | None = None,
+    silent: bool | None = None,
+    *,
+    max_bytes: int | None = MAX_CONTACTS_BYTES,
 ) -> bytes:
     """The ``<contacts refresh="" silent="">`` XML MicroSIP reads from a usersDirectory URL.
 
     The shape and escaping are Contacts.xml's (CMarkup's), with every text attribute, then
     ``presence`` and ``starred``; ``directory`` and unknown attributes are left out (MicroSIP
-    ignores them here).
+    ignores them here). A response over ``max_bytes``, which :func:`read_directory_response`
+    would refuse, is refused (UnsafeInputError); None: no limit.
     """
     _check_refresh(refresh)
     root: list[tuple[str, str]] = []
@@ -207,6 +237,7 @@ def to_directory_xml(
             flag_fields=_XML_FLAGS,
             include_extra=False,
             root_attributes=root,
+            max_bytes=max_bytes,
         )
 
 
