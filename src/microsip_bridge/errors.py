@@ -38,6 +38,10 @@ class UnsafeInputError(BridgeError):
     """Input that could hurt us (entity expansion, a huge file, control characters) was refused."""
 
 
+class TooLargeError(UnsafeInputError):
+    """A file to read, or to write, is over a size limit (one the bridge would refuse to read)."""
+
+
 class MicroSIPRunningError(BridgeError):
     """A write was refused because MicroSIP is running and would overwrite it (facts §3.2)."""
 

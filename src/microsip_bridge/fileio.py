@@ -16,10 +16,11 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from microsip_bridge.errors import BridgeError, NotFoundError, UnsafeInputError
+from microsip_bridge.errors import BridgeError, NotFoundError, TooLargeError, UnsafeInputError
 
 DEFAULT_BACKUPS = 5
 BACKUP_DIR = "bridge-backups"
@@ -155,7 +156,7 @@ def fsync_dir(folder: Path) -> None:
 
 def atomic_write(
     path: Path,
-    data: bytes,
+    data: bytes | Iterable[bytes],
     *,
     backups: int = DEFAULT_BACKUPS,
     max_bytes: int | None = None,
@@ -169,15 +170,13 @@ def atomic_write(
     largest file the bridge would read back; more is refused before anything is written.
     A file that replaces another keeps its permissions; a new one is private to the user (0600)
     unless ``public``, when it gets what the umask gives (exports, a directory file to serve).
+    ``data`` may come in pieces (a large export is then never held twice, as text and as
+    bytes); pieces past ``max_bytes`` abort the write, leaving the original untouched.
     """
     path = Path(path)
     folder = path.parent
-    if max_bytes is not None and len(data) > max_bytes:
-        raise UnsafeInputError(
-            f"would be {len(data):,} bytes, over the limit of {max_bytes:,} that the bridge "
-            "reads; nothing was written (raise max_file_mb to allow it)",
-            path=path,
-        )
+    if isinstance(data, bytes) and max_bytes is not None and len(data) > max_bytes:
+        raise _too_big(path, len(data), max_bytes)
     try:
         remove_leftovers(folder, f".{path.name}.")
         backup = make_backup(path, backups)
@@ -187,7 +186,15 @@ def atomic_write(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                size = 0
+                for piece in data:
+                    size += len(piece)
+                    if max_bytes is not None and size > max_bytes:
+                        raise _too_big(path, size, max_bytes, more=True)
+                    fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         if path.exists():
@@ -206,6 +213,15 @@ def atomic_write(
             tmp.unlink()
         raise
     return backup
+
+
+def _too_big(path: Path, size: int, max_bytes: int, *, more: bool = False) -> TooLargeError:
+    at_least = "at least " if more else ""
+    return TooLargeError(
+        f"would be {at_least}{size:,} bytes, over the limit of {max_bytes:,} that the bridge "
+        "reads; nothing was written (raise max_file_mb to allow it)",
+        path=path,
+    )
 
 
 def _umask() -> int:
@@ -262,7 +278,7 @@ def read_limited(path: Path, max_bytes: int, what: str = "file") -> bytes:
         try:
             size = os.fstat(fh.fileno()).st_size
             if size > max_bytes:
-                raise UnsafeInputError(
+                raise TooLargeError(
                     f"is {size:,} bytes, over the limit of {max_bytes:,} for a {what}", path=path
                 )
             # A file that grows while we read: read one byte past the limit to catch it.
@@ -270,5 +286,5 @@ def read_limited(path: Path, max_bytes: int, what: str = "file") -> bytes:
         except OSError as exc:
             raise BridgeError(f"cannot read: {exc.strerror or exc}", path=path) from exc
     if len(data) > max_bytes:
-        raise UnsafeInputError(f"is over the limit of {max_bytes:,} bytes for a {what}", path=path)
+        raise TooLargeError(f"is over the limit of {max_bytes:,} bytes for a {what}", path=path)
     return data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -132,7 +132,7 @@ def emit(data: str | bytes, output: Path | None, *, max_bytes: int | None = None
 
         if not output.parent.is_dir():
             raise NotFoundError("the folder for the output file does not exist", path=output)
-        payload = data.encode("utf-8") if isinstance(data, str) else data
+        payload = _encoded(data) if isinstance(data, str) else data
         # An export is the user's file: permissions as the umask says, like any other tool's.
         atomic_write(output, payload, backups=0, public=True, max_bytes=max_bytes)
         click.echo(f"wrote {output}", err=True)
@@ -142,7 +142,23 @@ def emit(data: str | bytes, output: Path | None, *, max_bytes: int | None = None
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        click.echo(data, nl=not data.endswith("\n"))
+        for piece in _pieces(data):
+            click.echo(piece, nl=False)
+        if not data.endswith("\n"):
+            click.echo()
+
+
+_PIECE = 1 << 20  # characters: a large export is encoded a MiB at a time, never whole
+
+
+def _pieces(text: str) -> Iterator[str]:
+    for start in range(0, len(text), _PIECE):
+        yield text[start : start + _PIECE]
+
+
+def _encoded(text: str) -> Iterator[bytes]:
+    for piece in _pieces(text):
+        yield piece.encode("utf-8")
 
 
 def microsip_running(ini: Path) -> bool | None:

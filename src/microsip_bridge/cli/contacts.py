@@ -170,8 +170,9 @@ def export(
     """
     cf = _load(contacts_file(microsip_path, ini_path, contacts_path))
     _report_problems(cf)
-    options = WriteOptions(vcard_version=vcard_version, refresh=refresh)
-    emit(get_format(fmt).write(cf.contacts, options), output, max_bytes=state().config.max_bytes)
+    limit = state().config.max_bytes
+    options = WriteOptions(vcard_version=vcard_version, refresh=refresh, max_bytes=limit)
+    emit(get_format(fmt).write(cf.contacts, options), output, max_bytes=limit)
 
 
 @contacts.command("import")

@@ -25,10 +25,13 @@ class ReadOptions:
 
 @dataclass(frozen=True, slots=True)
 class WriteOptions:
-    """The knobs some writers have: the vCard version, a directory's refresh in seconds."""
+    """The knobs some writers have: the vCard version, a directory's refresh in seconds, and the
+    largest output that MicroSIP's formats may have (what the bridge would read back; None: the
+    reader's default limit)."""
 
     vcard_version: str = "3.0"
     refresh: int | None = None
+    max_bytes: int | None = None
 
 
 Reader = Callable[[bytes, ReadOptions], "ImportResult"]
@@ -121,13 +124,17 @@ def _write_json(contacts: Sequence[Contact], options: WriteOptions) -> str:
 def _write_directory_json(contacts: Sequence[Contact], options: WriteOptions) -> str:
     from microsip_bridge.microsip.directory import to_directory_json
 
-    return to_directory_json(contacts, refresh=options.refresh)
+    if options.max_bytes is None:
+        return to_directory_json(contacts, refresh=options.refresh)
+    return to_directory_json(contacts, refresh=options.refresh, max_bytes=options.max_bytes)
 
 
 def _write_directory_xml(contacts: Sequence[Contact], options: WriteOptions) -> bytes:
     from microsip_bridge.microsip.directory import to_directory_xml
 
-    return to_directory_xml(contacts, refresh=options.refresh)
+    if options.max_bytes is None:
+        return to_directory_xml(contacts, refresh=options.refresh)
+    return to_directory_xml(contacts, refresh=options.refresh, max_bytes=options.max_bytes)
 
 
 def _read_xml(data: bytes, options: ReadOptions) -> ImportResult:
@@ -145,7 +152,9 @@ def _read_xml(data: bytes, options: ReadOptions) -> ImportResult:
 def _write_xml(contacts: Sequence[Contact], options: WriteOptions) -> bytes:
     from microsip_bridge.microsip.contacts_xml import serialize_contacts
 
-    return serialize_contacts(contacts)
+    if options.max_bytes is None:
+        return serialize_contacts(contacts)
+    return serialize_contacts(contacts, max_bytes=options.max_bytes)
 
 
 FORMATS: dict[str, ContactFormat] = {

@@ -48,14 +48,19 @@ _DIRECTORY_KEYS = frozenset(("items", "refresh", "silent", "presence"))
 
 
 def export_json(contacts: Iterable[Contact]) -> str:
-    """The contacts in our JSON format (see the module docstring), ending in a newline."""
-    items = []
+    """The contacts in our JSON format (see the module docstring), ending in a newline: what
+    ``json.dumps(items, ensure_ascii=False, indent=2)`` writes, built one contact at a time so
+    that a large file never exists as a list of dicts as well (memory stays near the output's
+    size)."""
+    parts: list[str] = []
     for contact in contacts:
         item: dict[str, Any] = {name: getattr(contact, name) for name in TEXT_FIELDS}
         item.update({name: bool(getattr(contact, name)) for name in FLAG_FIELDS})
         item["extra"] = dict(contact.extra)
-        items.append(item)
-    return json.dumps(items, ensure_ascii=False, indent=2) + "\n"
+        parts.append("  " + json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n  "))
+    if not parts:
+        return "[]\n"
+    return "[\n" + ",\n".join(parts) + "\n]\n"
 
 
 def import_json(data: bytes | str) -> ImportResult:

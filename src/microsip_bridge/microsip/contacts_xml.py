@@ -53,6 +53,7 @@ from microsip_bridge.errors import (
     FileFormatError,
     MicroSIPRunningError,
     NotFoundError,
+    TooLargeError,
     UnsafeInputError,
 )
 from microsip_bridge.fileio import DEFAULT_BACKUPS, atomic_write
@@ -561,7 +562,7 @@ def _read_all(stream: BinaryIO, path: Path | str | None, max_bytes: int, first: 
         chunks.append(chunk)
         total += len(chunk)
         if total > max_bytes:
-            raise UnsafeInputError(
+            raise TooLargeError(
                 f"is over the limit of {max_bytes:,} bytes",
                 path=Path(path) if path is not None else None,
             )
@@ -580,7 +581,7 @@ def read_contacts(
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise UnsafeInputError(
+            raise TooLargeError(
                 f"is {size:,} bytes, over the limit of {max_bytes:,}: not a Contacts.xml",
                 path=path,
             )
@@ -658,12 +659,8 @@ def _limited(data: bytes, max_bytes: int | None, items: Sequence[Contact]) -> by
     return data
 
 
-class _TooBig(UnsafeInputError):
-    """The output would be over the reader's limit (write_contacts adds the file to it)."""
-
-
 def _too_big(max_bytes: int, items: Sequence[Contact]) -> UnsafeInputError:
-    return _TooBig(
+    return TooLargeError(
         f"{len(items):,} contacts make a file over {max_bytes:,} bytes, more than the reader "
         "accepts: refused"
     )
@@ -768,7 +765,7 @@ def write_contacts(
         )
     try:
         data = serialize_contacts(contacts, max_bytes=max_bytes)
-    except _TooBig as exc:
+    except TooLargeError as exc:
         exc.path = path
         raise
     return atomic_write(path, data, backups=backups, max_bytes=max_bytes)

@@ -38,7 +38,12 @@ from itertools import chain
 from json.encoder import encode_basestring as _json_string
 from operator import attrgetter
 
-from microsip_bridge.errors import BridgeError, FileFormatError, UnsafeInputError
+from microsip_bridge.errors import (
+    BridgeError,
+    FileFormatError,
+    TooLargeError,
+    UnsafeInputError,
+)
 from microsip_bridge.microsip import textcodec
 from microsip_bridge.microsip.contact import TEXT_FIELDS, Contact
 from microsip_bridge.microsip.contacts_xml import (
@@ -195,7 +200,7 @@ def to_directory_json(
             chunk = ("," if at else "") + _items_json(items[at : at + _BATCH])
             size += _utf8_size(chunk)
             if max_bytes is not None and size > max_bytes:
-                raise UnsafeInputError(
+                raise TooLargeError(
                     f"{len(items):,} contacts make a directory response over {max_bytes:,} "
                     "bytes, more than the reader accepts: refused"
                 )

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from microsip_bridge.errors import BridgeError, FileFormatError, UnsafeInputError
+from microsip_bridge.errors import BridgeError, FileFormatError, TooLargeError, UnsafeInputError
 from microsip_bridge.gcpause import collector_paused
 
 __all__ = [
@@ -813,9 +813,7 @@ class _Scanner:
 def check_bytes(data: bytes, where: Path | None, max_bytes: int) -> None:
     """Refuse bytes no scan should start on: over ``max_bytes``, UTF-16, or holding NUL."""
     if len(data) > max_bytes:
-        raise UnsafeInputError(
-            f"is {len(data):,} bytes, over the limit of {max_bytes:,}", path=where
-        )
+        raise TooLargeError(f"is {len(data):,} bytes, over the limit of {max_bytes:,}", path=where)
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise FileFormatError(
             "is UTF-16; MicroSIP reads Contacts.xml as UTF-8 only: save it as UTF-8", path=where
