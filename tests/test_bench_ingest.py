@@ -1,4 +1,5 @@
-"""Smoke test: the ingest benchmark runs in quick mode, stores every event and prints its rates."""
+"""Smoke test: the ingest benchmark runs in quick mode through the daemon's ingest, stores every
+event and call, and prints its rates."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from types import ModuleType
 import pytest
 from sqlalchemy import func, select
 
+from microsip_bridge.calls.ingest import Ingestor
+from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.store import repo
-from microsip_bridge.store.engine import make_engine, upgrade
+from microsip_bridge.store.engine import make_engine
 from microsip_bridge.store.schema import events
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "ingest.py"
@@ -40,16 +43,12 @@ def test_quick_mode_prints_the_medians(
     monkeypatch.delenv("MSB_TEST_PG_URL", raising=False)
     assert load_bench().main(["--quick"]) == 0
     out = capsys.readouterr().out
-    assert "500 events per run, median of 3 runs" in out
+    assert "daemon ingest: 500 events per run, median of 3 runs" in out
     measured = rates(out)
-    assert set(measured) == {
-        "one commit per event",
-        "batches of 100",
-        "floor: raw sqlite3, 1/commit",
-    }
+    assert set(measured) == {"serial", "grouped (100 at once)", "floor: raw sqlite3, 1/commit"}
     assert all(value > 0 for value in measured.values())
     assert "postgresql: skipped" in out
-    assert re.search(r"one commit per event: (met|MISSED)", out)
+    assert re.search(r">= 10,000 events/s grouped on SQLite .*: (met|MISSED) \(", out)
 
 
 @pytest.mark.skipif(
@@ -67,19 +66,27 @@ def test_quick_mode_on_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(re.findall(r" events/s$", out, flags=re.MULTILINE)) == 5
 
 
-def test_both_recorders_store_every_event_once(tmp_path: Path) -> None:
+def test_both_feeders_store_every_event_once_through_the_ingestor(tmp_path: Path) -> None:
     bench = load_bench()
     recs = bench.make_events(250)
     assert len({r.uid for r in recs}) == 250
-    for name, record in (("single", bench.one_commit_per_event), ("batch", bench.batched(100))):
+    for name, feed in (("serial", bench.serial), ("grouped", bench.grouped(100))):
         engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        ingestor = Ingestor(engine, CallTracker())
         try:
-            upgrade(engine)
-            record(engine, recs)
-            record(engine, recs[:50])  # replayed: duplicates, not new rows
+            ingestor.start()
+            feed(ingestor, recs)
+            feed(ingestor, recs[:50])  # replayed: duplicates, not new rows
+            ingestor.stop()
             with engine.connect() as conn:
                 assert conn.execute(select(func.count()).select_from(events)).scalar() == 250
                 stored = repo.events_after(conn, 0, limit=1000)
+                calls = repo.list_calls(conn)
         finally:
+            ingestor.stop()
             engine.dispose()
         assert [e.record for e in stored] == recs
+        # Five events a call, each linked to it: the daemon's path, not the log alone.
+        assert len(calls) == 50
+        assert all(len(c.events) == 5 and c.outcome is not None for c in calls)
+        assert {e.call_id for e in stored} == {c.call_id for c in calls}

@@ -160,8 +160,11 @@ def test_migrations_build_the_schema_from_empty(fresh: Engine) -> None:
     assert {"events", "calls", "alembic_version"} <= names
     upgrade(fresh)  # at every daemon start: nothing left to do, nothing broken
     assert current_revision(fresh) == head_revision()
-    index_names = {ix["name"] for ix in inspect(fresh).get_indexes("calls")}
-    assert {"ix_calls_open", "ix_calls_started_at", "ix_calls_number"} <= index_names
+    indexes = {ix["name"]: ix["column_names"] for ix in inspect(fresh).get_indexes("calls")}
+    assert indexes["ix_calls_open"] == ["open"]
+    assert indexes["ix_calls_number"] == ["number"]
+    assert indexes["ix_calls_started_at"] == ["started_at", "call_id"]
+    assert indexes["ix_calls_microsip_entry"] == ["microsip_time", "microsip_key"]
     uid_index = [ix for ix in inspect(fresh).get_indexes("events") if ix["name"] == "ix_events_uid"]
     assert uid_index and uid_index[0]["unique"]
 
@@ -174,6 +177,31 @@ def test_downgrade_to_base_and_back(db: Engine) -> None:
     assert not {"events", "calls"} & set(inspect(db).get_table_names())
     upgrade(db)
     assert schema_diffs(db) == []
+
+
+def test_the_indexes_of_0002_come_over_a_filled_0001_and_go_back(fresh: Engine) -> None:
+    # A store of the first release: 0002 only adds indexes, every row stays as it was.
+    config = alembic_config()
+    with fresh.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    call = a_call(microsip_time=int(T0))
+    with fresh.begin() as conn:
+        repo.record_events(conn, [rec("u1"), rec("u2")])
+        repo.save_call(conn, call)
+    upgrade(fresh)
+    assert current_revision(fresh) == "0002" == head_revision()
+    assert schema_diffs(fresh) == []
+    with fresh.connect() as conn:
+        assert repo.get_call(conn, call.call_id) == call
+        assert repo.history_entries_seen(conn, [(17, int(T0))]) == {(17, int(T0))}
+    with fresh.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    names = {ix["name"]: ix["column_names"] for ix in inspect(fresh).get_indexes("calls")}
+    assert "ix_calls_microsip_entry" not in names
+    assert names["ix_calls_started_at"] == ["started_at"]
+    assert count(fresh, "calls") == 1
 
 
 def test_migrated_schema_matches_the_metadata(db: Engine) -> None:
@@ -837,29 +865,80 @@ def test_real_history_round_trips_and_is_seen_by_the_sweep(db: Engine, sample: P
     assert len(imported) >= 30
     assert any(not c.name.isascii() for _, c in imported)
     with db.begin() as conn:
-        for _, call in imported:
-            repo.save_call(conn, call)
+        repo.save_calls(conn, [call for _, call in imported])
+    entries = {(entry.key, entry.time) for entry, _ in imported}
+    others = {(entry.key, entry.time + 1) for entry, _ in imported}  # the slot reused later
     with db.connect() as conn:
         stored = repo.list_calls(conn)
-        seen = repo.history_keys_seen(conn)
+        seen = repo.history_entries_seen(conn, entries | others)
     assert sorted(stored, key=lambda c: c.call_id) == sorted(
         (c for _, c in imported), key=lambda c: c.call_id
     )
-    assert seen == {(entry.key, entry.time) for entry, _ in imported}
+    assert seen == entries
     # Newest first; two calls are in the same second: the id breaks the tie.
     assert [(c.started_at, c.call_id) for c in stored] == sorted(
         ((c.started_at, c.call_id) for c in stored), reverse=True
     )
 
 
-def test_history_keys_seen_for_hook_calls(db: Engine) -> None:
+def test_history_entries_seen_for_hook_calls(db: Engine) -> None:
     reconciled = a_call("c-hook", started_at=T0 + 0.75, microsip_key=5)
     unreconciled = a_call("c-none", microsip_key=None)
     with db.begin() as conn:
-        repo.save_call(conn, reconciled)
-        repo.save_call(conn, unreconciled)
+        repo.save_calls(conn, [reconciled, unreconciled])
         # The [Calls] entry is created in the second the call's first hook fired (facts §5).
-        assert repo.history_keys_seen(conn) == {(5, int(T0))}
+        asked = [(5, int(T0)), (5, int(T0) + 1), (17, int(T0))]
+        assert repo.history_entries_seen(conn, asked) == {(5, int(T0))}
+        assert repo.history_entries_seen(conn, []) == set()
+
+
+def test_history_entries_seen_in_chunks(db: Engine) -> None:
+    # More entries than one statement takes (a whole ring, after a restart).
+    linked = [
+        a_call(f"c{n:024x}", microsip_key=n % 1000, microsip_time=int(T0) + n, events=[])
+        for n in range(0, 1500, 3)
+    ]
+    with db.begin() as conn:
+        repo.save_calls(conn, linked)
+    asked = [(n % 1000, int(T0) + n) for n in range(1500)]
+    with db.connect() as conn:
+        assert repo.history_entries_seen(conn, asked) == {
+            (c.microsip_key, c.microsip_time) for c in linked
+        }
+
+
+def test_calls_awaiting_history_are_ended_hook_calls_without_an_entry(db: Engine) -> None:
+    waiting = a_call("c-wait", microsip_key=None, started_at=T0 + 10)
+    older = a_call("c-old", microsip_key=None, started_at=T0 - 100)
+    linked = a_call("c-linked", started_at=T0 + 20)
+    ringing = a_call("c-ring", state=CallState.RINGING, outcome=None, microsip_key=None)
+    imported = a_call("c-hist", source="history", microsip_key=None, started_at=T0 + 30)
+    later = a_call("c-later", microsip_key=None, started_at=T0 + 40)
+    with db.begin() as conn:
+        repo.save_calls(conn, [waiting, older, linked, ringing, imported, later])
+    with db.connect() as conn:
+        found = repo.calls_awaiting_history(conn, since=T0)
+    assert [c.call_id for c in found] == ["c-later", "c-wait"]  # newest first, like list_calls
+
+
+def test_save_calls_writes_a_batch_and_links_each_event_once(db: Engine) -> None:
+    first = a_call("c-1", events=["u1", "u2"])
+    second = a_call("c-2", events=["u3"])
+    with db.begin() as conn:
+        repo.record_events(conn, [rec("u1"), rec("u2"), rec("u3")])
+        repo.save_calls(conn, [first, second])
+        repo.save_calls(conn, [])
+    with db.begin() as conn:
+        # The event moves with the call that now claims it.
+        repo.save_calls(conn, [a_call("c-2", events=["u3", "u2"])])
+    with db.connect() as conn:
+        assert [e.uid for e in repo.call_events(conn, "c-1")] == ["u1"]
+        assert [e.uid for e in repo.call_events(conn, "c-2")] == ["u2", "u3"]
+        assert repo.get_call(conn, "c-1") == first
+    with pytest.raises(BridgeError, match="NUL"), db.begin() as conn:
+        # Every call is checked before anything of the batch is written.
+        repo.save_calls(conn, [a_call("c-3"), a_call("c-4", name="\x00")])
+    assert count(db, "calls") == 2
 
 
 @pytest.mark.parametrize("sample", HISTORIES, indirect=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from microsip_bridge.calls.recorder import IngestResult, Recorder
 from microsip_bridge.calls.spool import Rejected, SpoolReport, ingest_spool, reject
 from microsip_bridge.calls.state import CallTracker
-from microsip_bridge.calls.sweep import Reconciler
+from microsip_bridge.calls.sweep import Reconciler, Sweeper, SweepResult
 from microsip_bridge.calls.writer import Periodic, Writer
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import Call, EventRecord
@@ -26,6 +26,8 @@ logger = logging.getLogger("microsip_bridge.ingest")
 
 DEFAULT_BATCH = 100
 SPOOL_BATCH = 500
+# Seconds the sweep's thread waits for its write on the worker.
+JOB_TIMEOUT = 60.0
 
 
 class Ingestor:
@@ -41,7 +43,9 @@ class Ingestor:
     * the tracker's timeouts every ``expire_interval`` seconds: a lone ``incoming`` is closed as
       rejected, a call open for hours as unknown (facts §2.2).
     * :class:`~.sweep.Reconciler` (with an ini): calls completed from ``[Calls]`` as they end,
-      and the sweep every ``sweep_interval`` seconds (the first at start).
+      and the sweep every ``sweep_interval`` seconds (the first at start): the ini is read on a
+      thread of its own (:class:`~.sweep.Sweeper`), and only the entries it has not settled
+      yet are written, on the writer.
 
     ``engine``: the store. ``tracker``: the call-state model it owns from now on (do not feed it
     elsewhere). ``ini``: MicroSIP's microsip.ini, for reconciliation and the sweep (None: off).
@@ -94,11 +98,13 @@ class Ingestor:
             Periodic("expire", expire_interval, self._recorder.expire),
             Periodic("spool", spool_interval, self._spool_round),
         ]
-        if self._reconciler is not None:
-            # The first sweep at once: calls made while the daemon was down.
-            periodic.append(Periodic("sweep", sweep_interval, self._sweep, first=0.0))
         self._writer: Writer[IngestResult] = Writer(
             self._recorder.write, batch_size=batch_size, periodic=periodic
+        )
+        self._sweeper = (
+            None
+            if self._reconciler is None
+            else Sweeper(self._reconciler, self._recorder, self._on_writer, sweep_interval)
         )
         self._lock = threading.Lock()  # start
 
@@ -126,12 +132,19 @@ class Ingestor:
 
                 upgrade(self.engine)
             self._recorder.load()
-            # Before the worker starts, this thread is the single writer.
+            # Before the worker starts, this thread is the single writer: the spool, then the
+            # first sweep (calls made while the daemon was down) run here.
             self._spool_round()
+            if self._sweeper is not None:
+                self._sweeper.sweep_logged()
             self._writer.start()
+            if self._sweeper is not None:
+                self._sweeper.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish what is queued, then stop the worker. Events submitted later are refused."""
+        if self._sweeper is not None:
+            self._sweeper.stop(timeout)  # first: its round may wait for the writer
         self._writer.stop(timeout)
 
     # --- work ---------------------------------------------------------------------------------
@@ -157,11 +170,10 @@ class Ingestor:
         """Ingest the spool soon (on the worker), without waiting for it."""
         self._writer.run_soon("spool", self._spool_round)
 
-    def sweep_now(self, timeout: float | None = 60.0) -> int:
-        """Run the [Calls] sweep now; returns how many calls it saved (imported or completed)."""
-        result = self._writer.run_soon("sweep", self._sweep).result(timeout)
-        assert isinstance(result, int)
-        return result
+    def sweep_now(self) -> int:
+        """Run the [Calls] sweep now (the ini read on this thread, the write on the worker);
+        returns how many calls it saved (imported or completed)."""
+        return 0 if self._sweeper is None else self._sweeper.sweep()
 
     def expire_now(self, timeout: float | None = 60.0) -> list[Call]:
         """Apply the call timeouts now; returns the calls they closed."""
@@ -174,8 +186,12 @@ class Ingestor:
     def _write(self, recs: Sequence[EventRecord]) -> list[IngestResult | BridgeError]:
         return self._recorder.write(recs)
 
-    def _sweep(self) -> int:
-        return 0 if self._reconciler is None else self._reconciler.sweep(self._recorder)
+    def _on_writer(self, work: Callable[[], SweepResult]) -> SweepResult:
+        if not self._writer.started:
+            return work()  # start(): this thread is the single writer until the worker runs
+        result = self._writer.run_soon("sweep", work).result(JOB_TIMEOUT)
+        assert isinstance(result, SweepResult)
+        return result
 
     def _spool_round(self) -> SpoolReport:
         if self.home is None:

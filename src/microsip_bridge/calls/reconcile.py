@@ -440,7 +440,7 @@ def calls_from_history(
     """Calls for the ``[Calls]`` entries no hook announced, in the entries' order.
 
     Skipped: entries whose ``(key, time)`` is in ``known`` (already linked to a call: the store's
-    ``history_keys_seen``), and entries that :func:`pair_history` gives to one of ``calls``
+    ``history_entries_seen``), and entries that :func:`pair_history` gives to one of ``calls``
     (recent hook calls not reconciled yet: reconcile them instead of importing a duplicate).
     The ids are derived from ``(key, time)``, so a second sweep yields the same calls.
     """

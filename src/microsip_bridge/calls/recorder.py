@@ -182,8 +182,7 @@ class Recorder:
             if self._complete is not None:
                 ended = {tracker.call_id_of(rec.uid) for rec in fresh if rec.event in _TERMINAL}
                 changed = self._complete(tracker, changed, ended)
-            for call in changed:
-                repo.save_call(conn, call)
+            repo.save_calls(conn, changed)
             results: list[IngestResult | BridgeError] = []
             for rec, s in zip(recs, stored, strict=True):
                 if isinstance(s, BridgeError):
@@ -239,8 +238,7 @@ class Recorder:
         closed = self.tracker.expire(self.clock())
         if closed:
             with self.transaction() as conn:
-                for call in closed:
-                    repo.save_call(conn, call)
+                repo.save_calls(conn, closed)
         return closed
 
 

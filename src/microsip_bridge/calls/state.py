@@ -292,10 +292,27 @@ class CallTracker:
     def feed(self, rec: EventRecord) -> list[Call]:
         """Apply one event; returns the call it was applied to (a copy), or ``[]`` if its uid
         was seen before. The returned call's ``events`` ends with ``rec.uid``."""
+        track = self._feed(rec)
+        return [] if track is None else [track.call.copy()]
+
+    def feed_many(self, recs: Iterable[EventRecord]) -> list[Call]:
+        """Apply events in the order they happened (``ts``, then arrival): what a batch from the
+        spool needs. Returns each call created or changed once, in its latest state, in the
+        order they were first touched."""
+        ordered = sorted(enumerate(recs), key=lambda pair: (pair[1].ts, pair[0]))
+        changed: dict[str, _Track] = {}
+        for _, rec in ordered:
+            track = self._feed(rec)
+            if track is not None:
+                changed.setdefault(track.call.call_id, track)
+        # One copy per call, of its latest state: a call gets several events in a batch.
+        return [track.call.copy() for track in changed.values()]
+
+    def _feed(self, rec: EventRecord) -> _Track | None:
         if not math.isfinite(rec.ts):
             raise BridgeError(f"event time {rec.ts!r} is not a number", where=f"event {rec.uid}")
         if rec.uid in self._uids:
-            return []
+            return None
         track = self._find(rec)
         if track is None:
             track = self._create(rec)
@@ -304,18 +321,7 @@ class CallTracker:
             self._apply(track, rec)
         self._remember(rec.uid, track.call.call_id)
         self._trim()
-        return [track.call.copy()]
-
-    def feed_many(self, recs: Iterable[EventRecord]) -> list[Call]:
-        """Apply events in the order they happened (``ts``, then arrival): what a batch from the
-        spool needs. Returns each call created or changed once, in its latest state, in the
-        order they were first touched."""
-        ordered = sorted(enumerate(recs), key=lambda pair: (pair[1].ts, pair[0]))
-        changed: dict[str, Call] = {}
-        for _, rec in ordered:
-            for call in self.feed(rec):
-                changed[call.call_id] = call
-        return list(changed.values())
+        return track
 
     def expire(self, now: float) -> list[Call]:
         """Close calls whose timeouts passed at ``now`` (rejected, stale); returns them."""

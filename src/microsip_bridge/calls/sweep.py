@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,11 +35,13 @@ class Reconciler:
 
     * **As a call ends** (:meth:`complete`, inside the transaction that records its
       ``busy``/``end``): its final entry adds the name, duration and status (facts §5).
-    * **The sweep** (:meth:`sweep`, periodic): ended hook calls that found no final entry when
-      they ended get theirs, and entries no hook announced (calls made while the daemon was
-      down) become calls of their own once they are :data:`SWEEP_GRACE` seconds old, with one
-      synthetic ``sweep`` event each in the log so that readers of the log see them. Entries of
-      calls still going on, and entries without their status text yet, are left alone.
+    * **The sweep** (:meth:`sweep_entries`, periodic, driven by :class:`Sweeper`): ended hook
+      calls that found no final entry when they ended get theirs, and entries no hook announced
+      (calls made while the daemon was down) become calls of their own once they are
+      :data:`SWEEP_GRACE` seconds old, with one synthetic ``sweep`` event each in the log so
+      that readers of the log see them. Entries of calls still going on, and entries without
+      their status text yet, are left alone. The entries a sweep settled are remembered
+      (:meth:`settle`), so the next one looks up only new entries (:meth:`unsettled`).
 
     ``cancel_texts``: status texts that mean "cancelled", beyond the known ones.
     """
@@ -45,7 +49,13 @@ class Reconciler:
     def __init__(self, ini: Path, *, cancel_texts: Iterable[str] = ()) -> None:
         self.ini = ini
         self.cancel_texts = tuple(cancel_texts)
+        # Read and written by the writer (complete) and the sweep's thread: a race costs at
+        # most one log line more or less.
         self._ini_problem: str | None = None
+        # (key, time) of the entries a sweep settled: skipped from then on, without a look at
+        # the store. Only entries still in the ring are kept.
+        self._settled: frozenset[tuple[int, int]] = frozenset()
+        self._lock = threading.Lock()
 
     def read_history(self) -> CallHistory | None:
         """MicroSIP's ``[Calls]`` now, or None when the ini cannot be read (logged once per
@@ -89,45 +99,152 @@ class Reconciler:
             out.append(call)
         return out
 
-    def sweep(self, recorder: Recorder) -> int:
-        """Complete ended calls from their entries and import the calls no hook announced, in
-        one transaction of ``recorder``; returns how many calls it saved."""
-        history = self.read_history()
-        if history is None or not history.entries:
-            return 0
+    # --- the sweep ----------------------------------------------------------------------------
+
+    def unsettled(self, history: CallHistory) -> list[CallEntry]:
+        """The entries of ``history`` that the sweep has not settled yet (any thread): on a
+        running daemon, the few MicroSIP wrote since the last sweep."""
+        with self._lock:
+            return [e for e in history.entries if (e.key, e.time) not in self._settled]
+
+    def sweep_entries(self, recorder: Recorder, entries: Sequence[CallEntry]) -> SweepResult:
+        """Complete ended calls from ``entries`` and import the calls no hook announced, in one
+        transaction of ``recorder`` (on the writer thread). Looks up only ``entries`` in the
+        store, so the time it holds the writer follows their number, not the store's size."""
         recorder.ensure_loaded()
         tracker = recorder.tracker
         now = recorder.clock()
         open_calls = tracker.open_calls()
-        final = [e for e in history.entries if _final(e, open_calls, now, tracker.stale_timeout)]
+        final = [e for e in entries if _final(e, open_calls, now, tracker.stale_timeout)]
+        if not final:
+            return SweepResult(0, frozenset())
         # Importing needs more patience than completing: the hooks of a call that just ended
         # may still be on their way (queued, spooled), and they would make it a hook call.
         settled = [e for e in final if now - (e.time + e.duration) >= SWEEP_GRACE]
-        if not final:
-            return 0
         saved = 0
-        imported: list[Call] = []
+        done: set[tuple[int, int]] = set()
         with recorder.transaction() as conn:
-            known = repo.history_keys_seen(conn)
+            known = repo.history_entries_seen(conn, [(e.key, e.time) for e in final])
+            done |= known
             oldest = min(e.time for e in final)
-            stored = repo.list_calls(conn, since=oldest - reconcile.MATCH_WINDOW)
-            for call, entry in reconcile.pair_history(stored, final, known):
+            waiting = repo.calls_awaiting_history(conn, since=oldest - reconcile.MATCH_WINDOW)
+            changed: list[Call] = []
+            for call, entry in reconcile.pair_history(waiting, final, known):
                 new = reconcile.apply_history(call, entry, cancel_texts=self.cancel_texts)
                 known.add((entry.key, entry.time))
+                done.add((entry.key, entry.time))
                 if new != call:
-                    repo.save_call(conn, new)
-                    tracker.update(new)
-                    saved += 1
+                    changed.append(new)
+            repo.save_calls(conn, changed)
+            for new in changed:
+                tracker.update(new)
+            saved += len(changed)
             imported = reconcile.calls_from_history(
-                settled, known, calls=stored, cancel_texts=self.cancel_texts
+                settled, known, calls=waiting, cancel_texts=self.cancel_texts
             )
             for call in imported:
                 saved += _import(conn, call, now)
+                # Imported, or refused for good (its values): either way, never again.
+                if call.microsip_key is not None and call.microsip_time is not None:
+                    done.add((call.microsip_key, call.microsip_time))
         if imported:
             logger.info(
                 "sweep: imported %d calls from [Calls] that no hook announced", len(imported)
             )
-        return saved
+        return SweepResult(saved, frozenset(done))
+
+    def settle(self, history: CallHistory, result: SweepResult) -> None:
+        """Remember what ``result`` settled, and forget the entries no longer in ``history``
+        (MicroSIP reused their slots): the memory stays the size of the ring."""
+        present = {(e.key, e.time) for e in history.entries}
+        with self._lock:
+            self._settled = (self._settled | result.settled) & present
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What a sweep did: how many calls it saved (completed or imported), and the entries it
+    settled (linked to a call in the store, or imported), which later sweeps skip."""
+
+    saved: int
+    settled: frozenset[tuple[int, int]]
+
+
+class Sweeper:
+    """The periodic sweep: every ``interval`` seconds, on a thread of its own, MicroSIP's ini
+    is read and parsed and the entries the sweep settled before are set aside; only what is
+    left, usually nothing, goes to the writer thread as a small job (``run_on_writer``). So
+    hooks never wait behind an ini read or a scan of the store. A failure is logged once per
+    distinct problem and retried at the next interval."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        recorder: Recorder,
+        run_on_writer: Callable[[Callable[[], SweepResult]], SweepResult],
+        interval: float,
+    ) -> None:
+        self.reconciler = reconciler
+        self.recorder = recorder
+        self.interval = interval
+        self._run_on_writer = run_on_writer
+        self._round_lock = threading.Lock()  # one round at a time: the thread's or sweep_now's
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._problem: str | None = None
+
+    def sweep(self) -> int:
+        """One round now, on the calling thread (the write on the writer's); returns how many
+        calls it saved."""
+        with self._round_lock:
+            history = self.reconciler.read_history()
+            if history is None:
+                return 0
+            entries = self.reconciler.unsettled(history)
+            if not entries:
+                return 0
+            result = self._run_on_writer(
+                lambda: self.reconciler.sweep_entries(self.recorder, entries)
+            )
+            self.reconciler.settle(history, result)
+            return result.saved
+
+    def start(self) -> None:
+        """Start the thread; its first round runs one interval from now."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="microsip-bridge-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread, after the round it may be in (so stop it before the writer)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            logger.error("the sweep did not stop within %.0f s", timeout)
+        self._thread = None
+
+    def sweep_logged(self) -> None:
+        """:meth:`sweep`, with a failure logged (once per distinct problem) instead of raised."""
+        try:
+            self.sweep()
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._problem:
+                logger.exception("periodic sweep failed")
+            self._problem = problem
+        else:
+            if self._problem is not None:
+                logger.info("periodic sweep works again")
+            self._problem = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sweep_logged()
 
 
 def _final(entry: CallEntry, open_calls: Sequence[Call], now: float, stale: float) -> bool:

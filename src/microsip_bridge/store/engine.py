@@ -24,6 +24,8 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from microsip_bridge.errors import BridgeError
+from microsip_bridge.store import DB_NAME as DB_NAME
+from microsip_bridge.store import SQLITE_BUSY_TIMEOUT_MS
 from microsip_bridge.store.schema import events, metadata
 from microsip_bridge.wire import bridge_home
 
@@ -32,9 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.pool import ConnectionPoolEntry
 
-DB_NAME = "bridge.db"
 MIGRATIONS = "microsip_bridge.store:migrations"
-SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_S = 10
 # Any fixed 64-bit number: PostgreSQL's advisory lock that serialises concurrent upgrades.
 _PG_MIGRATION_LOCK = 0x6D73_625F_6D69_6772

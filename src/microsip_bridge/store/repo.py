@@ -24,14 +24,17 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
-from sqlalchemy import Row, Table, and_, func, or_, select, update
+from sqlalchemy import Row, Table, bindparam, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.model import Call, Event, EventRecord
+from microsip_bridge.model import SOURCE_HOOKS, Call, CallState, Event, EventRecord
+from microsip_bridge.store import reader
 from microsip_bridge.store.schema import calls, events
 
 # Bound parameters per IN (...) list: old SQLite builds allow 999 in a whole statement.
@@ -41,6 +44,8 @@ _CALL_FIELDS = tuple(f.name for f in dataclasses.fields(Call) if f.name != "even
 # A Call field without a column would be dropped silently on save: refuse to save instead.
 _UNSTORED = sorted(set(_CALL_FIELDS) - {column.name for column in calls.columns})
 _CALL_COLUMNS = tuple(column.name for column in calls.columns if column.name in _CALL_FIELDS)
+_CALL_ENUMS = ("direction", "state", "outcome")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,25 @@ def _statement(conn: Connection, kind: str) -> Any:
         elif kind == "uid-cursor":
             stmt = stmt.returning(events.c.uid, events.c.cursor)
         _STATEMENTS[key] = stmt
+    return stmt
+
+
+def _link_statement() -> Any:
+    """UPDATE events SET call_id = :link_call WHERE uid = :link_uid, built once for the same
+    reason as :func:`_statement`; an event already linked to the call is left alone (no write,
+    no page for the WAL)."""
+    stmt = _STATEMENTS.get(("any", "link"))
+    if stmt is None:
+        call_id = bindparam("link_call", type_=events.c.call_id.type)
+        stmt = (
+            update(events)
+            .where(
+                events.c.uid == bindparam("link_uid", type_=events.c.uid.type),
+                or_(events.c.call_id.is_(None), events.c.call_id != call_id),
+            )
+            .values(call_id=call_id)
+        )
+        _STATEMENTS[("any", "link")] = stmt
     return stmt
 
 
@@ -277,18 +301,19 @@ def _stored_event(row: Row[Any]) -> StoredEvent:
 def save_call(conn: Connection, call: Call) -> None:
     """Insert or replace ``call`` (by ``call_id``), every field of it, and link the events in
     ``call.events`` that the log holds to it."""
-    conn.execute(_call_upsert(conn), _call_row(call))
-    for chunk in _chunks(call.events):
-        conn.execute(
-            update(events)
-            .where(
-                and_(
-                    events.c.uid.in_(chunk),
-                    or_(events.c.call_id.is_(None), events.c.call_id != call.call_id),
-                )
-            )
-            .values(call_id=call.call_id)
-        )
+    save_calls(conn, [call])
+
+
+def save_calls(conn: Connection, batch: Sequence[Call]) -> None:
+    """:func:`save_call` for many calls in two statements (what group commit uses): every call
+    is checked before anything is written."""
+    if not batch:
+        return
+    rows = [_call_row(call) for call in batch]
+    conn.execute(_call_upsert(conn), rows)
+    links = [{"link_uid": uid, "link_call": call.call_id} for call in batch for uid in call.events]
+    if links:
+        conn.execute(_link_statement(), links)
 
 
 def get_call(conn: Connection, call_id: str) -> Call | None:
@@ -328,30 +353,127 @@ def list_calls(
     return [_call_from_row(row) for row in conn.execute(query)]
 
 
-def history_keys_seen(conn: Connection) -> set[tuple[int, int]]:
-    """The ``[Calls]`` entries, as ``(key, time)``, that calls in the store were reconciled
-    with or imported from: the sweep skips them.
+def history_entries_seen(
+    conn: Connection, entries: Iterable[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """Those of ``entries``, ``[Calls]`` entries as ``(key, time)``, that calls in the store
+    were reconciled with or imported from: the sweep skips them. Looked up through the index on
+    (``microsip_time``, ``microsip_key``), so the cost follows ``entries``, not the store.
 
     ``time`` is the entry's own time where the call has one (``microsip_time``); otherwise the
     call's start time to the second, which is the entry's time for imported calls and, for
     calls seen through the hooks, the second in which MicroSIP created the entry (facts §5:
     at the same moment as the outgoing/incoming hook) as long as both clocks agree.
     """
-    query = select(calls.c.microsip_key, calls.c.microsip_time, calls.c.started_at).where(
-        calls.c.microsip_key.is_not(None)
-    )
+    wanted = set(entries)
+    times = sorted({when for _, when in wanted})
+    keys = sorted({key for key, _ in wanted})
     seen: set[tuple[int, int]] = set()
-    for key, entry_time, started_at in conn.execute(query):
-        when = int(entry_time) if entry_time is not None else math.floor(started_at)
-        seen.add((int(key), when))
+    # A list of times, not an OR per entry: one statement, compiled once whatever the count.
+    for chunk in _chunks(times):
+        query = select(calls.c.microsip_key, calls.c.microsip_time).where(
+            calls.c.microsip_time.in_(chunk)
+        )
+        for key, when in conn.execute(query):
+            if key is not None and (pair := (int(key), int(when))) in wanted:
+                seen.add(pair)
+    # Calls linked to a slot without the entry's time (a call saved so by hand, or by an older
+    # version): the same index, at (NULL, key).
+    for chunk in _chunks(keys):
+        query = select(calls.c.microsip_key, calls.c.started_at).where(
+            calls.c.microsip_time.is_(None), calls.c.microsip_key.in_(chunk)
+        )
+        for key, started_at in conn.execute(query):
+            if (pair := (int(key), math.floor(started_at))) in wanted:
+                seen.add(pair)
     return seen
+
+
+def calls_awaiting_history(conn: Connection, *, since: float) -> list[Call]:
+    """Ended hook calls that started at or after ``since`` and are linked to no ``[Calls]``
+    entry yet, newest first: what the sweep may still pair with an entry."""
+    # No condition that an index on open or microsip_key could serve: without statistics
+    # SQLite would take one of those, which hold most of the table, over the time range.
+    query = (
+        select(calls)
+        .where(
+            calls.c.started_at >= since,
+            calls.c.state == CallState.ENDED.value,
+            calls.c.source == SOURCE_HOOKS,
+        )
+        .order_by(calls.c.started_at.desc(), calls.c.call_id.desc())
+    )
+    return [_call_from_row(row) for row in conn.execute(query) if row.microsip_key is None]
+
+
+# -- the calls for readers: plain dicts, in pages --------------------------------------------
+
+
+def call_page(
+    conn: Connection,
+    *,
+    since: float | None = None,
+    number: str | None = None,
+    start: tuple[float, str] | None = None,
+    after: tuple[float, str] | None = None,
+    limit: int,
+) -> list[dict[str, object]]:
+    """Up to ``limit`` calls in the shape of :meth:`Call.to_dict` (no Call objects: a reader
+    may list a million), oldest first: those that started at or after ``since``, whose number
+    holds ``number`` (see :func:`~.reader.number_needle`), from the position ``start``
+    (inclusive) or ``after`` (exclusive), a ``(started_at, call_id)`` pair."""
+    position = tuple_(calls.c.started_at, calls.c.call_id)
+    query = select(*(calls.c[name] for name in reader.CALL_COLUMNS))
+    query = query.where(*_call_filters(since, number))
+    if start is not None:
+        query = query.where(position >= tuple_(literal(start[0]), literal(start[1])))
+    if after is not None:
+        query = query.where(position > tuple_(literal(after[0]), literal(after[1])))
+    query = query.order_by(calls.c.started_at, calls.c.call_id).limit(limit)
+    return [reader.call_dict(row) for row in conn.execute(query)]
+
+
+def nth_newest_call(
+    conn: Connection, n: int, *, since: float | None = None, number: str | None = None
+) -> tuple[tuple[float, str] | None, bool]:
+    """The position ``(started_at, call_id)`` of the ``n``-th newest call that matches (as
+    :func:`call_page`), or None when fewer match; and whether older ones match too."""
+    if n < 1:
+        raise BridgeError(f"the count must be at least 1, not {n}")
+    query = (
+        select(calls.c.started_at, calls.c.call_id)
+        .where(*_call_filters(since, number))
+        .order_by(calls.c.started_at.desc(), calls.c.call_id.desc())
+        .limit(2)
+        .offset(n - 1)
+    )
+    rows = conn.execute(query).all()
+    if not rows:
+        return None, False
+    return (float(rows[0][0]), str(rows[0][1])), len(rows) > 1
+
+
+def _call_filters(since: float | None, number: str | None) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = []
+    if since is not None:
+        filters.append(calls.c.started_at >= since)
+    if number:
+        digits: Any = func.lower(calls.c.number)
+        for separator in reader.NUMBER_SEPARATORS:
+            digits = func.replace(digits, separator, "")
+        filters.append(digits.contains(number, autoescape=True))
+    return filters
 
 
 def _call_row(call: Call) -> dict[str, Any]:
     if _UNSTORED:
         raise BridgeError(f"the calls table has no column for {', '.join(_UNSTORED)}")
-    data = call.to_dict()
-    row = {name: data[name] for name in _CALL_FIELDS}
+    # Not Call.to_dict: this runs for every saved call, on the writer thread.
+    row = {name: getattr(call, name) for name in _CALL_FIELDS}
+    for name in _CALL_ENUMS:
+        value = row[name]
+        if isinstance(value, Enum):
+            row[name] = value.value
     row["event_uids"] = list(call.events)
     row["open"] = call.is_open
     _check_values(row, f"call {call.call_id[:40]!r}")
@@ -377,7 +499,21 @@ def _check_values(row: Mapping[str, Any], what: str) -> None:
     SQLite turns NaN into NULL, PostgreSQL text cannot hold NUL, neither takes an unpaired
     surrogate (a hostile number decoded from invalid UTF-16), integers beyond 64 bits."""
     for name, value in row.items():
-        for item in value if isinstance(value, list) else (value,):
+        # The common values are cleared here, without a call: this runs for every event and
+        # every saved call, on the writer thread.
+        kind = type(value)
+        if kind is str:
+            if value.isascii() and "\x00" not in value:
+                continue
+        elif kind is float:
+            if math.isfinite(value):
+                continue
+        elif kind is int:
+            if -_INT64 <= value < _INT64:
+                continue
+        elif value is None or kind is bool:
+            continue
+        for item in value if kind is list else (value,):
             problem = _problem(item)
             if problem:
                 raise BridgeError(f"{name} {problem}", where=what)
@@ -403,6 +539,6 @@ def _problem(value: object) -> str | None:
     return None
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), _IN_CHUNK):
         yield items[start : start + _IN_CHUNK]
