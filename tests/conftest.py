@@ -4,6 +4,7 @@ when it is beside the clone, from the real-world corpus."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # into one line with one reason. Required and absent: the corpus fixture fails them instead.
     if not CORPUS.is_dir() and not CORPUS_REQUIRED and needs_corpus(item):
         pytest.skip(NO_CORPUS)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A private copy of the sample MicroSIP folder (portable layout)."""
+    target = tmp_path / "MicroSIP"
+    shutil.copytree(REPO / "samples" / "MicroSIP", target)
+    return target

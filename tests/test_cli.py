@@ -6,38 +6,17 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from microsip_bridge.cli import main
 from microsip_bridge.microsip.inifile import IniDocument
+from tests.cli_support import run
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "MicroSIP"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process through main(), as the console script does."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:  # pragma: no cover - main always exits
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A private copy of the sample MicroSIP folder (portable layout)."""
-    target = tmp_path / "MicroSIP"
-    shutil.copytree(SAMPLE, target)
-    return target
 
 
 # --- doctor ----------

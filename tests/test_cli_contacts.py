@@ -6,38 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from microsip_bridge.cli import main
 from microsip_bridge.microsip.contact import Contact
 from microsip_bridge.microsip.contacts_xml import read_contacts, write_contacts
+from tests.cli_support import run
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "MicroSIP"
 TWO_NEW = b"Name,Number\nNew One,5550001\nNew Two,5550002\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process through main(), as the console script does."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:  # pragma: no cover - main always exits
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A private copy of the sample MicroSIP folder (portable layout)."""
-    target = tmp_path / "MicroSIP"
-    shutil.copytree(SAMPLE, target)
-    return target
 
 
 @pytest.fixture

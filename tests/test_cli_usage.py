@@ -11,8 +11,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from microsip_bridge.cli import cli, main
+from microsip_bridge.cli import cli
 from microsip_bridge.server.lifecycle import release_stop_signals
+from tests.cli_support import run
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "microsip_bridge"
 # The modules whose every user-facing literal was checked, not only those in raise statements:
@@ -35,17 +36,6 @@ def _signals_given_back() -> Iterator[None]:
     # main() catches the stop signals for `serve` before its options are parsed.
     yield
     release_stop_signals()
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:  # pragma: no cover - main always exits
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- bad option values -------------------------------------------------------------------------

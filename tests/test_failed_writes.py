@@ -11,25 +11,14 @@ from pathlib import Path
 import pytest
 
 from microsip_bridge import fileio
-from microsip_bridge.cli import main
 from microsip_bridge.errors import BridgeError, UnsafeInputError
 from microsip_bridge.microsip.hook_keys import HookPlan, SavedHooks
 from microsip_bridge.microsip.inifile import IniDocument
+from tests.cli_support import run
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "MicroSIP"
 USER_COMMAND = r'"C:\CRM\log.exe" end'
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:  # pragma: no cover - main always exits
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
