@@ -75,7 +75,7 @@ def serve(
     """
     from microsip_bridge.server.lifecycle import catch_stop_signals, release_stop_signals
 
-    catch_stop_signals()  # main() did it already; here too for callers that skip main()
+    catch_stop_signals()  # the entry point did it already; here too for callers that skip it
     # Everything the daemon creates (database, logs) is the user's alone.
     umask = os.umask(0o077) if os.name == "posix" else None
     try:
