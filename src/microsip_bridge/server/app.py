@@ -36,13 +36,12 @@ from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
 from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
 from microsip_bridge.model import EventRecord
+from microsip_bridge.server import auth
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
     allowed_hosts,
-    bearer_token,
     ensure_token,
-    tokens_equal,
 )
 from microsip_bridge.server.settings import DaemonSettings
 from microsip_bridge.wire import HOOK_EVENTS_PATH, record_schema
@@ -52,7 +51,6 @@ OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/docs"
 # The longest record the hook writes is about 6 KiB (a 1024-character number, fully escaped).
 MAX_BODY_BYTES = 16 * 1024
-UNAUTHORIZED = "missing or wrong token (Authorization: Bearer <the token file's text>)"
 DOCS_UNAUTHORIZED = (
     "the API docs need the token too (Authorization: Bearer <the token file's text>), which a "
     "browser cannot send yet: fetch /api/v1/openapi.json with it instead"
@@ -145,24 +143,15 @@ def create_app(
     async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=http_status(error))
 
-    def check_token(request: Request, detail: str) -> None:
-        given = bearer_token(request.headers.get("authorization"))
-        if given is None or not tokens_equal(given, token):
-            raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
-
-    async def require_token(request: Request) -> None:
-        # async: a plain def would be run in a worker thread, a hop on every hook event
-        check_token(request, UNAUTHORIZED)
-
     async def require_token_for_docs(request: Request) -> None:
-        check_token(request, DOCS_UNAUTHORIZED)
+        auth.check(request, DOCS_UNAUTHORIZED)
 
     @app.get(HEALTH_PATH, response_model=Health, tags=["daemon"])
     async def health() -> dict[str, str]:
         """Whether the daemon runs (no token needed)."""
         return {"status": "ok", "version": __version__}
 
-    @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=[Depends(require_token)])
+    @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=[Depends(auth.require_auth)])
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
@@ -174,7 +163,7 @@ def create_app(
         HOOK_EVENTS_PATH,
         status_code=202,
         response_model=HookEventAccepted,
-        dependencies=[Depends(require_token)],
+        dependencies=[Depends(auth.require_auth)],
         tags=["hook"],
         openapi_extra={
             "requestBody": {
