@@ -36,7 +36,7 @@ from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
 from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import auth
+from microsip_bridge.server import auth, dashboard
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
@@ -138,6 +138,8 @@ def create_app(
     app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
     # Added last, so outermost: it sees the 421s of the Host check too.
     app.add_middleware(CloseUnreadBodyMiddleware)
+
+    app.include_router(dashboard.router)
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:
