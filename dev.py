@@ -3,7 +3,7 @@
 
 Usage (from a fresh clone, with nothing but python3 >= 3.11 and git):
 
-    python3 dev.py demo     # the main job: what the bridge reads from a sample MicroSIP folder
+    python3 dev.py demo     # the main job: a sample MicroSIP folder, live calls, the dashboard
     python3 dev.py test     # the whole suite: ruff, mypy, import contracts, pytest
 
 Everything is installed into ./.venv, never globally, so PEP 668 "externally managed" systems are
@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -103,11 +105,14 @@ def venv_env() -> dict[str, str]:
 
 def demo(args: list[str]) -> int:
     """What the bridge reads from the sample MicroSIP folder, then the live demo: the daemon and
-    the MicroSIP simulator with our hooks installed, playing a few calls into the call log."""
+    the MicroSIP simulator with our hooks installed, playing a few calls into the call log, and
+    at the end the dashboard, served until Ctrl-C (``--once``: stop there instead)."""
+    once = "--once" in args
+    args = [a for a in args if a != "--once"]
     env = venv_env()
-    home = ROOT / ".demo-home"
+    home = Path(env.get("MSB_DEMO_HOME") or ROOT / ".demo-home")
     shutil.rmtree(home, ignore_errors=True)
-    home.mkdir()
+    home.mkdir(parents=True)
     env["MICROSIP_BRIDGE_HOME"] = str(home)
     # Short timeouts, so that the rejected call is closed before the demo ends.
     (home / "config.toml").write_text("reject_timeout = 3.0\nsweep_interval = 2.0\n")
@@ -131,13 +136,13 @@ def demo(args: list[str]) -> int:
     if step("sim", str(live), "--create") != 0 or step("hooks", "install", "--microsip", str(live)):
         return 1
     print(f"\n$ microsip-bridge serve --port 0 --ini {live / 'microsip.ini'} &", flush=True)
-    daemon = subprocess.Popen(
-        [tool, "serve", "--port", "0", "--ini", str(live / "microsip.ini")], cwd=ROOT, env=env
-    )
+    daemon = Served(tool, ["serve", "--port", "0", "--ini", str(live / "microsip.ini")], env)
+    phone: subprocess.Popen[bytes] | None = None
+    interrupted = False
     try:
         deadline = time.monotonic() + 30
         while not (home / "daemon.json").exists():
-            if daemon.poll() is not None or time.monotonic() > deadline:
+            if daemon.proc.poll() is not None or time.monotonic() > deadline:
                 say("the daemon did not start")
                 return 1
             time.sleep(0.1)
@@ -147,12 +152,78 @@ def demo(args: list[str]) -> int:
         time.sleep(4)  # the reject timeout closes the call MicroSIP rejected silently
         step("calls")
         step("events", "--limit", "8")
+        if once:
+            return 0
+        print("\n== 3. The dashboard: live calls, the call log, dialing, contacts, health")
+        print(f"$ microsip-bridge sim {live} --serve &", flush=True)
+        phone = subprocess.Popen([tool, "sim", str(live), "--serve"], cwd=ROOT, env=env)
+        info = json.loads((home / "daemon.json").read_text("utf-8"))
+        link = daemon.login_link() or f"{info['url']}/"
+        print(f"\nOpen the dashboard: {link}", flush=True)
+        print("(a one-time login link; `microsip-bridge open` makes a fresh one, with")
+        print(f"MICROSIP_BRIDGE_HOME={home}). Calls you place there ring in the simulated")
+        print("MicroSIP. The daemon and the simulator serve until you press Ctrl-C.", flush=True)
+        try:
+            while daemon.proc.poll() is None and phone.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            interrupted = True
+            print()
+        return 0
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(15)
-    print(f"\nThe demo's bridge home is {home}; run the commands above with")
-    print(f"MICROSIP_BRIDGE_HOME={home} to look further (the daemon is stopped).")
-    return 0
+        stop_all([p for p in (phone, daemon.proc) if p is not None], signalled=interrupted)
+        daemon.close()
+        print(f"\nThe demo's bridge home is {home}; run the commands above with")
+        print(f"MICROSIP_BRIDGE_HOME={home} to look further (the daemon is stopped).")
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], *, signalled: bool) -> None:
+    """Stop the demo's processes. Ctrl-C in a terminal reached them already (``signalled``):
+    they are given time to stop, since a second signal would make the daemon stop at once."""
+    if signalled:
+        give_up = time.monotonic() + 15
+        while any(p.poll() is None for p in procs) and time.monotonic() < give_up:
+            time.sleep(0.1)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class Served:
+    """``microsip-bridge serve`` in the background: its output is passed on as it comes, and
+    the one-time login link it prints is kept for the demo's last words."""
+
+    def __init__(self, tool: str, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [tool, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=None
+        )
+        self._link: str | None = None
+        self._echo = threading.Thread(target=self._pass_on, daemon=True)
+        self._echo.start()
+
+    def _pass_on(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace")
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            found = re.search(r"http://\S+/login\?once=\S+", line)
+            if found:
+                self._link = found.group(0)
+
+    def login_link(self) -> str | None:
+        return self._link
+
+    def close(self) -> None:
+        self._echo.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def start_postgres(env: dict[str, str]) -> list[str] | None:
@@ -191,6 +262,16 @@ def check_corpus(env: dict[str, str]) -> None:
         say("no real-world corpus beside this clone (../shared/corpus): its tests are skipped")
 
 
+def check_browser(env: dict[str, str]) -> None:
+    """Say whether the dashboard's browser tests run; MSB_REQUIRE_BROWSER=1 (CI) needs them."""
+    if Path("/usr/bin/chromium").is_file():
+        say("Debian's chromium is here: the dashboard's browser tests run too")
+    elif env.get("MSB_REQUIRE_BROWSER") == "1":
+        sys.exit("[dev] MSB_REQUIRE_BROWSER=1 but there is no /usr/bin/chromium")
+    else:
+        say("no /usr/bin/chromium (apt-get install chromium): the browser tests are skipped")
+
+
 def test(args: list[str]) -> int:
     env = venv_env()
     checks: list[tuple[str, list[str | Path]]] = [
@@ -208,6 +289,7 @@ def test(args: list[str]) -> int:
         for name, cmd in checks:
             if name == "pytest":
                 check_corpus(env)
+                check_browser(env)
                 stop_pg = start_postgres(env)
             say(f"--- {name}")
             rc = run(*cmd, check=False, env=env)

@@ -12,6 +12,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,11 +140,12 @@ def wait_for(predicate: Any, timeout: float, what: str, page: Any = None) -> Any
 
 
 @contextmanager
-def serve(home: Path, ini: Path | None = None) -> Iterator[Served]:
-    """``microsip-bridge serve`` as users run it, on a free loopback port, stopped with SIGTERM."""
+def serve(home: Path, ini: Path | None = None, port: int = 0) -> Iterator[Served]:
+    """``microsip-bridge serve`` as users run it, on loopback (port 0: a free one), stopped with
+    SIGTERM."""
     (home / "config.toml").write_text("reject_timeout = 3\nsweep_interval = 1\n")
     log = home / "serve.log"
-    args = ["serve", "--port", "0"] + (["--ini", str(ini)] if ini else [])
+    args = ["serve", "--port", str(port)] + (["--ini", str(ini)] if ini else [])
     env = {**os.environ, "MICROSIP_BRIDGE_HOME": str(home)}
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -185,14 +187,19 @@ def sim_folder(root: Path) -> Path:
 
 @contextmanager
 def running_sim(folder: Path) -> Iterator[Simulator]:
-    """The simulator running on ``folder`` with its command channel open (as `sim --serve`)."""
+    """The simulator running on ``folder`` with its command channel open and its scheduler
+    running (as `sim --serve`): remote parties answer, callers hang up on their own."""
     sim = Simulator(folder, hook_timeout=10.0)
     sim.start()
     channel = CommandChannel(sim)
     channel.start()
+    scheduler = threading.Thread(target=sim.run, kwargs={"until_idle": False}, daemon=True)
+    scheduler.start()
     try:
         yield sim
     finally:
+        sim.stop()
+        scheduler.join(30)
         channel.close()
         sim.close()
 
