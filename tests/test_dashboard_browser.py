@@ -64,6 +64,7 @@ class FakeApi:
         self.requests: list[tuple[str, str, dict[str, list[str]], Any]] = []
         self.dial_id = "c0000000000000000000dial1"
         self.sockets: list[Any] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
 
     def posts(self, path: str | None = None) -> list[tuple[str, Any]]:
         return [
@@ -89,6 +90,12 @@ class FakeApi:
             route.fulfill(status=202, json={"command": url.path.rsplit("/", 1)[1]})
         elif url.path == "/api/v1/calls":
             route.fulfill(json=self.pages.get(query.get("next", [None])[0], self.pages[None]))
+        elif url.path.startswith("/api/v1/calls/"):
+            found = self.by_id.get(url.path.rsplit("/", 1)[1])
+            if found is None:
+                route.fulfill(status=404, json={"detail": "no such call"})
+            else:
+                route.fulfill(json=found)
         elif url.path == "/api/v1/contacts":
             route.fulfill(json={"contacts": self.contacts})
         elif url.path == "/api/v1/status":
@@ -405,6 +412,22 @@ def test_dialing_from_the_keyboard_and_from_contacts(opened: Opened) -> None:
     wait_for(lambda: len(fake.posts()) == 2, 10, "the second dial", page)
     assert fake.posts()[-1] == ("/api/v1/control/dial", {"number": "1002"})
     assert opened.errors == []
+
+
+def test_a_dialled_call_that_never_shows_up_live_is_read_from_the_api(opened: Opened) -> None:
+    from playwright.sync_api import expect
+
+    page, fake = opened.page, opened.fake
+    page.fill("#dial-number", "5550009")
+    page.press("#dial-number", "Enter")
+    card = page.locator(f'#live-list li[data-call-id="{fake.dial_id}"]')
+    expect(card).to_have_count(1)
+    # MicroSIP never placed it: no event comes; the daemon closed the call on its own.
+    fake.by_id[fake.dial_id] = make_call(
+        fake.dial_id, "5550009", direction="outgoing", outcome="never_placed", duration=None
+    )
+    expect(card).to_have_count(0, timeout=15_000)
+    assert f"/api/v1/calls/{fake.dial_id}" in [p for m, p, _, _ in fake.requests if m == "GET"]
 
 
 def test_without_a_login_the_page_says_how_to_log_in(

@@ -205,3 +205,33 @@ def test_the_login_link_logs_in_once(rig: Rig) -> None:
     second.goto(rig.served.url + "/")
     expect(second.locator("#login")).to_be_visible(timeout=SLOW)
     other.close()
+
+
+def test_the_page_catches_up_after_the_daemon_restarts(
+    browser: Any, bridge_home: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    folder = sim_folder(tmp_path)
+    ini = folder / "microsip.ini"
+    with running_sim(folder) as sim:
+        with serve(bridge_home, ini) as served:
+            rig = Rig(browser, served, sim, tmp_path)
+            rig.require("ws", "calls")
+            page = rig.open(DESKTOP)
+            seen = sim.incoming("5551001", name="Before")
+            sim.caller_cancels(seen)
+            rows = page.locator("#log-rows tr")
+            expect(rows).to_have_count(1, timeout=SLOW)
+            port = int(served.url.rsplit(":", 1)[1])
+        expect(page.locator("#link-state")).to_have_attribute("data-state", "offline")
+        # While the daemon is down the hook spools; the daemon ingests the spool at start.
+        missed = sim.incoming("5551002", name="During")
+        sim.caller_cancels(missed)
+        with serve(bridge_home, ini, port=port) as again:
+            rig.served = again
+            expect(page.locator("#link-state")).to_have_text("Live", timeout=30_000)
+            expect(rows).to_have_count(2, timeout=SLOW)
+            expect(rows.first.locator(".number")).to_have_text("5551002")
+            expect(rows.first.locator(".outcome")).to_have_text("Missed")
+    assert rig.errors == [] or all("WebSocket" in e or "ERR_" in e for e in rig.errors)

@@ -6,6 +6,7 @@ const API = "/api/v1";
 const LOG_PAGE = 25;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30000;
+const PENDING_CHECK_MS = 5000;
 const DTMF_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 const STATE_LABELS = {
   ringing: "Ringing",
@@ -467,6 +468,7 @@ async function dial(number) {
         pending: true,
       });
       renderLive();
+      followPending(id);
     }
     return answer;
   } catch (error) {
@@ -475,6 +477,25 @@ async function dial(number) {
       error.status === 401 ? "Not logged in." : `Not dialled: ${error.message}`;
     return null;
   }
+}
+
+// A dialled call normally arrives over the WebSocket; one MicroSIP never placed may end without
+// an event, so a call still pending after a while is read from the API.
+function followPending(id, tries = 0) {
+  setTimeout(async () => {
+    if (!calls.get(id)?.pending) return;
+    try {
+      const call = await api(`/calls/${encodeURIComponent(id)}`);
+      if (call && call.call_id === id) {
+        remember(call);
+        renderLive();
+        callChanged(call);
+      }
+    } catch {
+      // Not stored yet (404) or offline: ask again later.
+    }
+    if (calls.get(id)?.pending && tries < 20) followPending(id, tries + 1);
+  }, PENDING_CHECK_MS);
 }
 
 // --- contacts -----------------------------------------------------------------------------------
