@@ -228,6 +228,9 @@ def test_live_calls_offer_their_buttons_and_post_the_contract(opened: Opened) ->
     opened.push(1, make_call("c1", "5551001", "ringing", name="Jane Roe", outcome=None))
     card = page.locator('#live-list li[data-call-id="c1"]')
     expect(card.locator(".call-state")).to_have_text("Incoming · Ringing")
+    # The tab says a call rings; screen readers hear who, once.
+    expect(page).to_have_title("(1 ringing) MicroSIP bridge")
+    expect(page.locator("#live-announce")).to_have_text("Incoming call from Jane Roe")
     assert card.get_by_role("button").all_text_contents() == ["Answer", "Decline"]
     card.get_by_role("button", name="Answer Jane Roe").click()
     card.get_by_role("button", name="Decline Jane Roe").click()
@@ -235,6 +238,7 @@ def test_live_calls_offer_their_buttons_and_post_the_contract(opened: Opened) ->
 
     opened.push(2, make_call("c1", "5551001", "connected", name="Jane Roe", outcome=None))
     expect(card.locator(".call-state")).to_have_text("Incoming · On the call")
+    expect(page).to_have_title("MicroSIP bridge")
     assert card.get_by_role("button").all_text_contents()[:4] == [
         "Hang up",
         "Hold",

@@ -137,7 +137,9 @@ function callIsOpen(call) {
 
 // call_id -> the latest call object seen (from the WebSocket, the call log or a dial).
 const calls = new Map();
-const uiState = new Map(); // call_id -> {muted, held, keypad}
+const uiState = new Map(); // call_id -> {muted, held}
+const announced = new Set();
+const TITLE = document.title;
 
 function remember(call) {
   if (!call || typeof call.call_id !== "string") return false;
@@ -171,6 +173,15 @@ function renderLive() {
     previous = item;
   }
   $("live-empty").hidden = open.length > 0;
+  const ringing = open.filter((c) => c.state === "ringing");
+  document.title = ringing.length ? `(${ringing.length} ringing) ${TITLE}` : TITLE;
+  for (const call of ringing) {
+    if (!announced.has(call.call_id)) {
+      // Said once per call by screen readers (the clocks' ticking is not announced).
+      announced.add(call.call_id);
+      $("live-announce").textContent = `Incoming call from ${call.name || call.number || "an unknown number"}`;
+    }
+  }
   tickClocks();
 }
 
