@@ -84,3 +84,33 @@ def test_a_row_that_is_not_a_command_fails_loudly(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(COMMANDS, "broken", ("microsip_bridge.cli:PROG", "Not a command."))
     with pytest.raises(TypeError, match=r"microsip_bridge\.cli:PROG is not a click command"):
         load_command("broken")
+
+
+# Prints the patterns our modules compiled while the CLI ran.
+COMPILES = """
+import re, sys
+seen = []
+compile_ = re.compile
+def spy(pattern, flags=0):
+    if sys._getframe(1).f_globals.get("__name__", "").startswith("microsip_bridge"):
+        seen.append(pattern)
+    return compile_(pattern, flags)
+re.compile = spy
+from microsip_bridge.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(repr(seen))
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["calls", "--help"], ["events", "--help"], ["history", "--help"]]
+)
+def test_help_compiles_no_pattern(args: list[str]) -> None:
+    # A module-level re.compile costs every start-up, even when the pattern is never used.
+    proc = subprocess.run(
+        [sys.executable, "-c", COMPILES, *args], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
