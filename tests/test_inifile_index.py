@@ -136,3 +136,32 @@ def test_the_memory_of_a_large_ini_stays_near_its_size() -> None:
     finally:
         tracemalloc.stop()
     assert peak <= 2.5 * len(data), f"peak {peak / len(data):.1f}x the file"
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "delete", "remove", "get"]), NAMES, KEYS, st.text("vw", max_size=2)
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(ODD_LINE, EOLS), max_size=20), OPS)
+def test_a_run_of_edits_reads_as_its_own_text_would(
+    lines: list[tuple[str, str]], ops: list[tuple[str, str, str, str]]
+) -> None:
+    # The indexes are moved on each insert, not rebuilt: after every step the document must
+    # answer what a fresh parse of its text answers.
+    doc = IniDocument.from_text("".join(line + eol for line, eol in lines))
+    for op, section, key, value in ops:
+        if op == "set":
+            doc.set(section, key, value)
+        elif op == "delete":
+            doc.delete(section, key)
+        elif op == "remove":
+            doc.remove_section(section)
+        doc.get(section, key)  # builds the indexes the next step moves
+        fresh = IniDocument.from_text(doc.text())
+        assert answers(doc) == answers(fresh)
+        assert [(x.text, x.eol) for x in doc.lines] == [(x.text, x.eol) for x in fresh.lines]

@@ -210,14 +210,14 @@ _INT = "i"
 _HASH_BITS = 0x7FFFFFFF  # the part of a name's hash a key table keeps
 
 
-def _line_starts(text: str) -> array[int]:
+def _line_starts(text: str, lf_only: bool) -> array[int]:
     """Where each line of the text starts: 4 bytes a line, found without a string per line."""
     starts = array(_INT if len(text) < _HASH_BITS else "q")
     if not text:
         return starts
     starts.append(0)
     add = starts.append
-    if text.count("\r") == text.count("\r\n"):
+    if lf_only:
         # No lone CR (the common case): a line ends at each LF, and str.find is the fastest way.
         find = text.find
         pos = find("\n") + 1
@@ -251,6 +251,7 @@ class _KeyTable:
     hashes: array[int]
     lines: array[int]
     more: dict[str, list[int]]
+    count: int = 0
 
     @classmethod
     def build(cls, doc: IniDocument, start: int, end: int) -> _KeyTable:
@@ -273,7 +274,35 @@ class _KeyTable:
             else:
                 hashes[slot] = h
                 lines[slot] = i
+                table.count += 1
         return table
+
+    def shift(self, inserted: int) -> None:
+        """A line was inserted at ``inserted``: the lines from there on are one further."""
+        lines = self.lines
+        for slot in range(len(lines)):
+            if lines[slot] >= inserted:  # never a free slot: _EMPTY is negative
+                lines[slot] += 1
+        for more in self.more.values():
+            more[:] = [line + 1 if line >= inserted else line for line in more]
+
+    def add(self, doc: IniDocument, name: str, line: int) -> bool:
+        """Record a key line; False when the table is too full to take it."""
+        slot, found = self._slot(doc, name)
+        if found:
+            first = self.lines[slot]
+            if line < first:  # the new line comes first: it is the one the profile API reads
+                self.lines[slot], line = line, first
+            more = self.more.setdefault(name, [])
+            more.append(line)
+            more.sort()
+            return True
+        if (self.count + 1) * 3 > len(self.lines) * 2:
+            return False
+        self.hashes[slot] = hash(name) & _HASH_BITS
+        self.lines[slot] = line
+        self.count += 1
+        return True
 
     def _slot(self, doc: IniDocument, name: str) -> tuple[int, bool]:
         """The slot holding ``name`` (True), or the free slot where it would go (False)."""
@@ -316,7 +345,9 @@ class IniDocument:
         self.modified = False
         self._text = text
         # >= 0: where the line starts in _text; < 0: ~index of its (text, eol) in _edited.
-        self._at = _line_starts(text)
+        # No lone CR (the common case): every line ends at an LF, which str.find finds fast.
+        self._lf_only = text.count("\r") == text.count("\r\n")
+        self._at = _line_starts(text, self._lf_only)
         self._edited: list[tuple[str, str]] = []
         self._read_lines = len(self._at)
         self._spans: dict[str, tuple[int, int]] | None = None
@@ -354,7 +385,7 @@ class IniDocument:
     def text(self) -> str:
         if not self._edited and len(self._at) == self._read_lines:
             return self._text  # no line was touched, added or removed: the text as read
-        return "".join(self._whole(i) for i in range(len(self._at)))
+        return "".join(self._wholes())
 
     def to_bytes(self) -> bytes:
         try:
@@ -423,6 +454,14 @@ class IniDocument:
         at = self._at[i]
         if at < 0:
             return self._edited[~at]
+        if self._lf_only:
+            text = self._text
+            lf = text.find("\n", at)
+            if lf < 0:
+                return text[at:], ""
+            if lf > at and text[lf - 1] == "\r":
+                return text[at : lf - 1], "\r\n"
+            return text[at:lf], "\n"
         match = _LINE.match(self._text, at)
         assert match is not None  # the pattern matches anywhere
         return match.group(1), match.group(2)
@@ -434,15 +473,23 @@ class IniDocument:
     def _texts(self, start: int, end: int) -> Iterator[tuple[int, str]]:
         """(index, text) of the lines [start, end)."""
         if not self._pristine():
+            text, offsets, edited, find = self._text, self._at, self._edited, self._text.find
             for i in range(start, end):
-                yield i, self._raw(i)[0]
+                at = offsets[i]
+                if at < 0:
+                    yield i, edited[~at][0]
+                elif self._lf_only:
+                    lf = find("\n", at)
+                    yield i, (text[at:] if lf < 0 else text[at:lf]).rstrip("\r")
+                else:
+                    yield i, self._raw(i)[0]
         elif start < end:
             # The lines are consecutive in the text: each ends where the next starts.
-            text, at = self._text, self._at
-            ends = at[start + 1 : end + 1]
-            if end == len(at):
+            text, starts = self._text, self._at
+            ends = starts[start + 1 : end + 1]
+            if end == len(starts):
                 ends.append(len(text))
-            for i, a, b in zip(range(start, end), at[start:end], ends, strict=True):
+            for i, a, b in zip(range(start, end), starts[start:end], ends, strict=True):
                 yield i, text[a:b].rstrip("\r\n")
 
     def _headers(self) -> Iterator[tuple[int, str]]:
@@ -467,14 +514,20 @@ class IniDocument:
                 pos = start + len(line)
             pos = text.find("[", pos + 1)
 
-    def _whole(self, i: int) -> str:
-        at = self._at[i]
-        if at < 0:
-            text, eol = self._edited[~at]
-            return text + eol
-        match = _LINE.match(self._text, at)
-        assert match is not None
-        return match.group()
+    def _wholes(self) -> Iterator[str]:
+        """Each line with its line end."""
+        text, find, edited = self._text, self._text.find, self._edited
+        for at in self._at:
+            if at < 0:
+                line, eol = edited[~at]
+                yield line + eol
+            elif self._lf_only:
+                lf = find("\n", at)
+                yield text[at:] if lf < 0 else text[at : lf + 1]
+            else:
+                match = _LINE.match(text, at)
+                assert match is not None  # the pattern matches anywhere
+                yield match.group()
 
     def _line(self, i: int) -> Line:
         return _parse_line(*self._raw(i))
@@ -494,7 +547,26 @@ class IniDocument:
     def _insert(self, i: int, text: str, eol: str) -> None:
         self._edited.append((text, eol))
         self._at.insert(i, ~(len(self._edited) - 1))
-        self._changed_lines()
+        spans = self._spans
+        if spans is None:
+            return
+        if _section_name(text) is not None:
+            self._changed_lines()  # a new section (once per section): find them all again
+            return
+        # The lines after i move down by one, and a line inserted inside or right after a span
+        # belongs to it: the indexes are moved, not rebuilt (hooks install adds several keys
+        # to a [Settings] that may hold many).
+        for name, (start, end) in spans.items():
+            if start >= i:
+                spans[name] = (start + 1, end + 1)
+            elif end >= i:
+                spans[name] = (start, end + 1)
+        key = _key_name(text)
+        for name, table in list(self._tables.items()):
+            table.shift(i)
+            start, end = spans[name]
+            if key is not None and start < i < end and not table.add(self, key, i):
+                del self._tables[name]  # full: built again, larger, on the next lookup
 
     def _set_eol(self, i: int, eol: str) -> None:
         self._put(i, self._raw(i)[0], eol)
