@@ -10,11 +10,11 @@ MicroSIP reads and writes its ini through ``GetPrivateProfileString`` and
   (``"..."`` or ``'...'``) removed; there is no escaping and no continuation line;
 * lines starting with ``;`` are comments; lines before the first section are never read.
 
-The file is kept as its lines, so loading and saving an unchanged file gives the same bytes, and an
-edit rewrites only the line it touches (comments, blank lines, order, key case and line ends are
-kept). Encodings: UTF-16LE with BOM (what MicroSIP writes), UTF-16BE with BOM, UTF-8 with or without
-BOM, and ANSI (cp1252, with the five bytes cp1252 leaves undefined mapped to U+0081... as Windows
-does).
+The file's text is kept as read, each line an offset into it, so loading and saving an unchanged
+file gives the same bytes, and an edit rewrites only the line it touches (comments, blank lines,
+order, key case and line ends are kept). Encodings: UTF-16LE with BOM (what MicroSIP writes),
+UTF-16BE with BOM, UTF-8 with or without BOM, and ANSI (cp1252, with the five bytes cp1252 leaves
+undefined mapped to U+0081... as Windows does).
 
 We wrote our own line model instead of wrapping configupdater (stack.md §3.7): configupdater reads
 indented lines as continuations of the previous value and needs the CRLF and key-insertion
@@ -230,6 +230,12 @@ def _line_starts(text: str, lf_only: bool) -> array[int]:
     if starts[-1] == len(text):
         starts.pop()  # the text ends with a line end: no line after it
     return starts
+
+
+def _end_of_line(text: str, pos: int) -> int:
+    """Where the line holding ``pos`` ends (its CR or LF), -1 for the last line."""
+    match = _LINE_END.search(text, pos)
+    return -1 if match is None else match.start()
 
 
 def profile_value(raw: str) -> str:
@@ -500,7 +506,7 @@ class IniDocument:
                     yield i, line
             return
         # Only a line whose first character after spaces and tabs is "[" opens a section: look
-        # at each "[" of the text (few, in an ini) instead of at each line.
+        # at the first "[" of each line that has one (few, in an ini) instead of at each line.
         text, offsets = self._text, self._at
         pos = text.find("[")
         while pos >= 0:
@@ -509,10 +515,12 @@ class IniDocument:
                 start -= 1
             if start == 0 or text[start - 1] in "\r\n":
                 i = bisect_left(offsets, start)
-                line = self._raw(i)[0]
-                yield i, line
-                pos = start + len(line)
-            pos = text.find("[", pos + 1)
+                yield i, self._raw(i)[0]
+            # No other "[" of this line opens a section: go on from its end.
+            end = text.find("\n", pos) if self._lf_only else _end_of_line(text, pos)
+            if end < 0:
+                return
+            pos = text.find("[", end)
 
     def _wholes(self) -> Iterator[str]:
         """Each line with its line end."""
