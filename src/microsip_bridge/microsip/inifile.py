@@ -199,6 +199,16 @@ def _key_name(text: str) -> str | None:
     return None if eq < 0 else text[:eq].strip().casefold()
 
 
+def _key_parts(text: str) -> tuple[str, str] | None:
+    """A key line's name as written (stripped) and the text after its "=", None for any other
+    line."""
+    stripped = text.lstrip(" \t")
+    if stripped[:1] in ("", ";", "[") or not stripped.strip():
+        return None
+    eq = text.find("=")
+    return None if eq < 0 else (text[:eq].strip(), text[eq + 1 :])
+
+
 # A line and its line end: split at CRLF, LF or CR only (``str.splitlines`` also splits at \x0b,
 # \x1c, U+2028...). It matches the empty string at the very end of a text: that is not a line.
 _LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n|\Z)")
@@ -609,12 +619,16 @@ class IniDocument:
         """Line indexes [start, end) of the first section with this name (header included)."""
         return self._all_spans().get(section.casefold())
 
-    def _key_lines(self, section: str) -> list[int]:
-        """Every key line of the section, duplicates included, in file order."""
+    def _key_parts(self, section: str) -> Iterator[tuple[str, str]]:
+        """(name as written, text after "=") of every key line of the section, duplicates
+        included, in file order."""
         span = self._section_span(section)
         if span is None:
-            return []
-        return [i for i, line in self._texts(span[0] + 1, span[1]) if _key_name(line) is not None]
+            return
+        for _, text in self._texts(span[0] + 1, span[1]):
+            parts = _key_parts(text)
+            if parts is not None:
+                yield parts
 
     def _find(self, section: str, key: str) -> list[int]:
         """The lines of a key, the one the profile API reads first, then its duplicates."""
@@ -651,19 +665,17 @@ class IniDocument:
     def keys(self, section: str) -> list[str]:
         """Key names of the section, each once (the first duplicate's spelling)."""
         seen: dict[str, str] = {}
-        for i in self._key_lines(section):
-            name = self._line(i).name
+        for name, _ in self._key_parts(section):
             seen.setdefault(name.casefold(), name)
         return list(seen.values())
 
     def items(self, section: str) -> list[tuple[str, str]]:
         """(key, value) pairs as the profile API reads them: first duplicate wins."""
         seen: dict[str, tuple[str, str]] = {}
-        for i in self._key_lines(section):
-            line = self._line(i)
-            seen.setdefault(
-                line.name.casefold(), (line.name, profile_value(line.text[line.value_at :]))
-            )
+        for name, value in self._key_parts(section):
+            folded = name.casefold()
+            if folded not in seen:
+                seen[folded] = (name, profile_value(value))
         return list(seen.values())
 
     def get_raw(self, section: str, key: str) -> str | None:
