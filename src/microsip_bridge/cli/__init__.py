@@ -101,7 +101,8 @@ class LazyGroup(click.Group):
         rows = []
         for name in names:
             command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
-            rows.append((name, command.get_short_help_str(limit)))
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
