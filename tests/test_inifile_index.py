@@ -165,3 +165,22 @@ def test_a_run_of_edits_reads_as_its_own_text_would(
         fresh = IniDocument.from_text(doc.text())
         assert answers(doc) == answers(fresh)
         assert [(x.text, x.eol) for x in doc.lines] == [(x.text, x.eol) for x in fresh.lines]
+
+
+@settings(max_examples=50)
+@given(st.permutations(range(120)), st.integers(0, 120))
+def test_deleting_keys_keeps_every_other_key_found(order: list[int], count: int) -> None:
+    # Enough keys in one section that their probe runs in the key table meet, so a deletion
+    # must move later entries into the hole it leaves.
+    text = "[S]\r\n" + "".join(f"k{n}={n}\r\n" for n in range(120)) + "[T]\r\nk1=t\r\n"
+    doc = IniDocument.from_text(text)
+    assert doc.get("S", "k0") == "0"  # the table is built before the deletions
+    gone = set(order[:count])
+    for n in order[:count]:
+        assert doc.delete("S", f"K{n}")
+    for n in range(120):
+        assert doc.get("S", f"k{n}") == (None if n in gone else str(n))
+    assert doc.get("T", "k1") == "t"
+    doc.set("S", "k0", "again")
+    assert doc.get("s", "K0") == "again"
+    assert IniDocument.from_text(doc.text()).items("S") == doc.items("S")

@@ -293,14 +293,39 @@ class _KeyTable:
                 table.count += 1
         return table
 
-    def shift(self, inserted: int) -> None:
-        """A line was inserted at ``inserted``: the lines from there on are one further."""
+    def shift(self, at: int, delta: int) -> None:
+        """Line ``at`` was inserted (``delta`` 1) or removed (-1): the lines after it move."""
         lines = self.lines
+        first = at if delta > 0 else at + 1
         for slot in range(len(lines)):
-            if lines[slot] >= inserted:  # never a free slot: _EMPTY is negative
-                lines[slot] += 1
+            if lines[slot] >= first:  # never a free slot: _EMPTY is negative
+                lines[slot] += delta
         for more in self.more.values():
-            more[:] = [line + 1 if line >= inserted else line for line in more]
+            more[:] = [line + delta if line >= first else line for line in more]
+
+    def discard(self, doc: IniDocument, name: str) -> None:
+        """Forget a key and its duplicates (before their lines are removed)."""
+        slot, found = self._slot(doc, name)
+        if not found:
+            return
+        self.more.pop(name, None)
+        self.count -= 1
+        # Backward-shift deletion: later entries of the probe run move into the hole unless
+        # their home slot lies (cyclically) after it, so every lookup still finds them.
+        hashes, lines = self.hashes, self.lines
+        size = len(lines)
+        lines[slot] = _EMPTY
+        j = slot
+        while True:
+            j = j + 1 if j + 1 < size else 0
+            if lines[j] == _EMPTY:
+                return
+            home = hashes[j] % size
+            if (slot <= j and slot < home <= j) or (slot > j and (home > slot or home <= j)):
+                continue
+            hashes[slot], lines[slot] = hashes[j], lines[j]
+            lines[j] = _EMPTY
+            slot = j
 
     def add(self, doc: IniDocument, name: str, line: int) -> bool:
         """Record a key line; False when the table is too full to take it."""
@@ -581,10 +606,24 @@ class IniDocument:
                 spans[name] = (start, end + 1)
         key = _key_name(text)
         for name, table in list(self._tables.items()):
-            table.shift(i)
+            table.shift(i, 1)
             start, end = spans[name]
             if key is not None and start < i < end and not table.add(self, key, i):
                 del self._tables[name]  # full: built again, larger, on the next lookup
+
+    def _remove_key_line(self, i: int) -> None:
+        """Remove line ``i``, a key line already discarded from its table: the indexes move."""
+        del self._at[i]
+        spans = self._spans
+        if spans is None:
+            return
+        for name, (start, end) in spans.items():
+            if start > i:
+                spans[name] = (start - 1, end - 1)
+            elif end > i:
+                spans[name] = (start, end - 1)
+        for table in self._tables.values():
+            table.shift(i, -1)
 
     def _set_eol(self, i: int, eol: str) -> None:
         self._put(i, self._raw(i)[0], eol)
@@ -752,15 +791,17 @@ class IniDocument:
     def delete(self, section: str, key: str) -> bool:
         """Remove the key (every duplicate in the section, so no older value shows through)."""
         found = self._find(section, key)
+        if not found:
+            return False
+        # _find built the section's table: the key leaves it, and the other lines move up.
+        self._tables[section.casefold()].discard(self, key.casefold())
         for i in reversed(found):
             removed_eol = self._raw(i)[1]
-            del self._at[i]
+            self._remove_key_line(i)
             if not removed_eol and i > 0:
                 self._set_eol(i - 1, "")  # keep "no newline at end of file" as it was
-        if found:
-            self._changed_lines()
-            self.modified = True
-        return bool(found)
+        self.modified = True
+        return True
 
     def remove_section(self, section: str) -> bool:
         """Remove the first section of that name with all its lines."""
