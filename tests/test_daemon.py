@@ -1007,7 +1007,7 @@ def test_a_failed_transaction_leaves_no_trace_in_the_calls(
     ingestor.start()
     real_save, real_open = repo.save_calls, repo.open_calls
 
-    def disk_full(conn: object, batch: object) -> None:
+    def disk_full(conn: object, batch: object, **options: object) -> None:
         raise OperationalError("INSERT", {}, Exception("database or disk is full"))
 
     def unreadable(conn: object) -> list[object]:
