@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.errors import BridgeError
@@ -72,10 +72,11 @@ class IngestResult:
 class Recorder:
     """Writes events and calls to the store, with the call-state model in step.
 
-    One :meth:`write` is one transaction that records events in the event log
-    (``store.repo.record_events``: a uid seen before is a duplicate and changes nothing), feeds
-    the new ones to the tracker, lets ``complete`` finish the calls they ended (reconciliation
-    with ``[Calls]``, calls/sweep.py), and saves the changed calls with their events linked. If
+    One :meth:`write` is one transaction that looks the events up in the event log (a uid
+    seen before is a duplicate and changes nothing), feeds the new ones to the tracker, lets
+    ``complete`` finish the calls they ended (reconciliation with ``[Calls]``,
+    calls/sweep.py), inserts the new events already linked to their calls
+    (``store.repo.insert_events``: each row written once) and saves the changed calls. If
     a transaction fails (the database went away, the disk is full), the tracker is rebuilt from
     the store before the error goes on, so memory never runs ahead of the database.
 
@@ -170,29 +171,53 @@ class Recorder:
         self.ensure_loaded()
         recs = [self._clean(rec) for rec in recs]
         now = self.clock()
+        # Checked first: an event the store refuses must never reach the tracker.
+        rows: dict[str, dict[str, Any]] = {}  # by uid, from its first copy the store takes
+        firsts: list[EventRecord] = []
+        refused: dict[int, BridgeError] = {}
+        for i, rec in enumerate(recs):
+            if rec.uid in rows:
+                continue
+            try:
+                rows[rec.uid] = repo.event_row(rec, now)
+            except BridgeError as exc:
+                logger.warning("event %s refused: %s", rec.uid, exc)
+                refused[i] = exc
+            else:
+                firsts.append(rec)
         with self.engine.begin() as conn:
-            stored = self._record(conn, recs, now)
-            fresh = [
-                rec
-                for rec, s in zip(recs, stored, strict=True)
-                if isinstance(s, tuple) and not s[1]
-            ]
+            # The log, not the tracker's memory, says which events are new; they are then
+            # placed in calls and inserted linked to them, so no event row is written twice.
+            logged = repo.logged_events(conn, list(rows))
+            fresh = [rec for rec in firsts if rec.uid not in logged]
             tracker = self.tracker
             changed = tracker.feed_many(fresh)
             if self._complete is not None:
                 ended = {tracker.call_id_of(rec.uid) for rec in fresh if rec.event in _TERMINAL}
                 changed = self._complete(tracker, changed, ended)
-            repo.save_calls(conn, changed)
+            placed = []
+            for rec in fresh:
+                row = rows[rec.uid]
+                row["call_id"] = tracker.call_id_of(rec.uid)
+                placed.append(row)
+            cursors = repo.insert_events(conn, placed)
+            # Their older events were linked when the calls were saved before.
+            repo.save_calls(conn, changed, link=False)
             results: list[IngestResult | BridgeError] = []
-            for rec, s in zip(recs, stored, strict=True):
-                if isinstance(s, BridgeError):
-                    results.append(s)
+            for i, rec in enumerate(recs):
+                error = refused.get(i)
+                if error is not None:
+                    results.append(error)
                     continue
-                cursor, duplicate = s
-                call_id = tracker.call_id_of(rec.uid)
-                if call_id is None and duplicate:
-                    call_id = repo.event_call_id(conn, rec.uid)
-                results.append(IngestResult(rec.uid, cursor, duplicate, call_id))
+                uid = rec.uid
+                call_id = tracker.call_id_of(uid)
+                if uid in logged:
+                    cursor, linked = logged[uid]
+                    results.append(IngestResult(uid, cursor, True, call_id or linked))
+                else:
+                    # A later copy of a uid in the batch is a duplicate of the first.
+                    new = rows.pop(uid, None) is not None
+                    results.append(IngestResult(uid, cursors[uid], not new, call_id))
         return results
 
     @staticmethod
@@ -208,28 +233,6 @@ class Recorder:
             raw.hex(" "),
         )
         return dataclasses.replace(rec, number=number)
-
-    @staticmethod
-    def _record(
-        conn: Connection, recs: Sequence[EventRecord], now: float
-    ) -> list[tuple[int, bool] | BridgeError]:
-        try:
-            if len(recs) == 1:
-                # The common case (one hook at a time): the single insert is cheaper.
-                return [repo.record_event(conn, recs[0], received_at=now)]
-            return list(repo.record_events(conn, recs, received_at=now))
-        except BridgeError:
-            pass
-        # One record the store refuses (record_events checks all before writing anything):
-        # store the others, refuse that one.
-        out: list[tuple[int, bool] | BridgeError] = []
-        for rec in recs:
-            try:
-                out.append(repo.record_event(conn, rec, received_at=now))
-            except BridgeError as exc:
-                logger.warning("event %s refused: %s", rec.uid, exc)
-                out.append(exc)
-        return out
 
     def expire(self) -> list[Call]:
         """Apply the tracker's timeouts now (lone ``incoming`` rejected, stale calls unknown)
