@@ -417,3 +417,14 @@ def test_past_the_subscriber_cap_a_client_is_told_to_come_back(bridge_home: Path
         third.recv(10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     assert "at most 2 clients" in closed.value.rcvd.reason
+
+
+def test_the_readme_documents_every_close_code() -> None:
+    from microsip_bridge.server import ws
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    section = readme.split("#### The event WebSocket", 1)[1].split("\n### ", 1)[0]
+    codes = [v for k, v in vars(ws).items() if k.startswith("CLOSE_") and isinstance(v, int)]
+    assert len(codes) == 6
+    for code in codes:
+        assert f"`{code}`" in section, code
