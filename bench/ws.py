@@ -15,8 +15,8 @@ Starts a real daemon (its own process, temporary SQLite file).
    Every hook must be taken by the daemon (none spooled): the clients do not count against the
    daemon's cap on HTTP connections.
 
-The clients run in this process (one asyncio loop), so on a small machine their own work is in
-the figures too.
+The clients run on the same machine (part 2: in ``--client-procs`` processes, default 2), so on
+a small machine their own work is in the figures too.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import multiprocessing as mp
 import os
 import sqlite3
 import statistics
@@ -149,40 +150,93 @@ def one_client(home: Path, daemon: Daemon, command: list[str], count: int) -> di
     return {"stored": stored, "delivered": delivered, "added": added}
 
 
-async def many_clients(
-    home: Path, daemon: Daemon, command: list[str], clients: int, events: int
+def _client_process(
+    url: str,
+    headers: dict[str, str],
+    clients: int,
+    events: int,
+    ready: mp.Queue,  # type: ignore[type-arg]
+    results: mp.Queue,  # type: ignore[type-arg]
+) -> None:
+    """One process's share of the clients: connects them, then for each event reports when the
+    last of them received it (and every receipt time, at the end)."""
+    raise_fd_limit()
+
+    async def run() -> None:
+        conns: list[ClientConnection] = []
+        for start in range(0, clients, 50):  # in waves: the listen backlog is 128
+            conns += await asyncio.gather(
+                *(
+                    connect(url, additional_headers=headers, compression=None, open_timeout=60)
+                    for _ in range(min(50, clients - start))
+                )
+            )
+        ready.put(len(conns))
+        times: list[tuple[int, float]] = []
+        sources: set[str] = set()
+
+        # They look for the number in the text (the daemon's JSON has ", " and ": "
+        # separators) instead of parsing it: the clients' own work is not the daemon's.
+        async def one(ws: ClientConnection, n: int) -> None:
+            wanted = f'"number": "fan{n:06d}"'
+            while True:
+                text = await asyncio.wait_for(ws.recv(), TIMEOUT)
+                if wanted in text:
+                    times.append((n, time.perf_counter()))
+                    sources.add("hook" if '"source": "hook"' in text else text[:200])
+                    return
+
+        try:
+            for n in range(events):
+                await asyncio.gather(*(one(ws, n) for ws in conns))
+                ready.put(n)
+        finally:
+            await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+        results.put((times, sorted(sources)))
+
+    asyncio.run(run())
+
+
+def many_clients(
+    home: Path, daemon: Daemon, command: list[str], clients: int, events: int, procs: int
 ) -> list[float]:
-    """Part 2: every client's receipt of each event, from the hook's spawn."""
+    """Part 2: every client's receipt of each event, from the hook's spawn. The clients run in
+    ``procs`` processes (perf_counter is the system's monotonic clock: comparable across
+    processes on one machine)."""
     env = {**os.environ, "MICROSIP_BRIDGE_HOME": str(home)}
-    conns: list[ClientConnection] = []
-    for start in range(0, clients, 50):  # in waves: the listen backlog is 128
-        conns += await asyncio.gather(*(daemon.client() for _ in range(min(50, clients - start))))
+    ready: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    results: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    workers = [
+        mp.Process(
+            target=_client_process,
+            args=(daemon.url, daemon.headers, share, events, ready, results),
+            daemon=True,
+        )
+        for share in shares
+        if share
+    ]
+    for worker in workers:
+        worker.start()
+    connected = sum(ready.get(timeout=300) for _ in workers)
+    if connected != clients:
+        raise RuntimeError(f"only {connected} of {clients} clients connected")
+    starts: list[float] = []
+    for n in range(events):
+        starts.append(time.perf_counter())
+        proc = subprocess.Popen([*command, "incoming", f"fan{n:06d}"], env=env)
+        for _ in workers:
+            if ready.get(timeout=TIMEOUT) != n:
+                raise RuntimeError("a client process lost step")
+        proc.wait(TIMEOUT)
     latencies: list[float] = []
-    sources: set[str] = set()
-    try:
-        for n in range(events):
-            number = f"fan{n:06d}"
-            start = time.perf_counter()
-            proc = await asyncio.create_subprocess_exec(*command, "incoming", number, env=env)
-
-            # The clients share this process's CPU with the hooks: they look for the number in
-            # the text (the daemon's JSON has ", " and ": " separators) instead of parsing it.
-            wanted = f'"number": "{number}"'
-
-            async def one(ws: ClientConnection, wanted: str = wanted, start: float = start) -> None:
-                while True:
-                    text = await asyncio.wait_for(ws.recv(), TIMEOUT)
-                    if wanted in text:
-                        latencies.append(time.perf_counter() - start)
-                        sources.add("hook" if '"source": "hook"' in text else text)
-                        return
-
-            await asyncio.gather(*(one(ws) for ws in conns))
-            await proc.wait()
-    finally:
-        await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
-    if sources != {"hook"}:
-        raise RuntimeError(f"some hooks did not reach the daemon: sources {sorted(sources)}")
+    for _ in workers:
+        times, sources = results.get(timeout=60)
+        if sources != ["hook"]:
+            raise RuntimeError(f"some hooks did not reach the daemon: {sources}")
+        latencies += [at - starts[n] for n, at in times]
+    for worker in workers:
+        worker.join(30)
     return latencies
 
 
@@ -192,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=None, help="part 1 hooks (default 200)")
     parser.add_argument("--clients", type=int, default=None, help="part 2 clients (default 1000)")
     parser.add_argument("--fan-events", type=int, default=None, help="part 2 hooks (default 20)")
+    parser.add_argument(
+        "--client-procs", type=int, default=2, help="processes the part 2 clients run in"
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     count = args.events or (10 if args.quick else 200)
     clients = args.clients or (50 if args.quick else 1000)
@@ -205,14 +262,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         daemon = Daemon(home)
         one = one_client(home, daemon, command, count)
-        fan = asyncio.run(many_clients(home, daemon, command, clients, fan_events))
+        fan = many_clients(home, daemon, command, clients, fan_events, args.client_procs)
     finally:
         helpers.stop_daemon(proc)
     print(f"{count} hooks spawned one at a time, one WebSocket client, daemon up, SQLite")
     print(line("spawn -> stored", one["stored"]))
     print(line("spawn -> WebSocket", one["delivered"]))
     print(line("WebSocket - stored", one["added"]))
-    print(f"{fan_events} hooks spawned one at a time, {clients} WebSocket clients")
+    print(
+        f"{fan_events} hooks spawned one at a time, {clients} WebSocket clients "
+        f"(in {args.client_procs} processes)"
+    )
     print(line("spawn -> each client", fan))
     return 0
 
