@@ -224,6 +224,37 @@ def test_reconnect_during_a_burst_of_1000_misses_nothing_and_repeats_nothing(
     assert [m["number"] for m in got] == [f"b{n:04d}" for n in range(1000)]
 
 
+def test_events_committed_around_the_replay_come_exactly_once(
+    bridge_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from microsip_bridge.server import ws as ws_module
+
+    real = ws_module._read_page
+    reads: list[int] = []
+
+    def read_in_the_middle_of_traffic(engine: object, after: int) -> list:
+        reads.append(after)
+        if len(reads) > 1:
+            return real(engine, after)
+        with poster(bridge_home) as other:
+            other.send(record("2"))  # after the client subscribed, before the store is read
+            page = real(engine, after)
+            other.send(record("3"))  # after the read, before the live messages are sent
+        return page
+
+    monkeypatch.setattr(ws_module, "_read_page", read_in_the_middle_of_traffic)
+    with live_daemon(bridge_home), poster(bridge_home) as post:
+        post.send(record("1"))
+        with open_ws(bridge_home, after=0) as ws:
+            got = receive_n(ws, 3)
+            post.send(record("4"))
+            got += receive_n(ws, 1)
+            with pytest.raises(TimeoutError):
+                ws.recv(0.5)
+    assert [m["number"] for m in got] == ["1", "2", "3", "4"]
+    assert cursors(got) == sorted(set(cursors(got)))
+
+
 @pytest.mark.slow
 def test_exactly_once_across_a_sigkilled_daemon_and_spooled_hooks(bridge_home: Path) -> None:
     proc = start_daemon_process(bridge_home)
