@@ -10,8 +10,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -359,9 +360,12 @@ def test_the_daemon_stopping_tells_each_client_its_cursor(bridge_home: Path) -> 
 
 
 @contextmanager
-def small_feed_daemon(home: Path, *, queue_size: int, max_subscribers: int) -> Iterator[Ingestor]:
+def small_feed_daemon(
+    home: Path, *, queue_size: int, max_subscribers: int
+) -> Iterator[tuple[Ingestor, Any]]:
     """The daemon's app and protocols under uvicorn in a thread, with a feed of small limits;
-    yields its ingestor (events go in without HTTP, as fast as the writer takes them)."""
+    yields its ingestor (events go in without HTTP, as fast as the writer takes them) and the
+    uvicorn server."""
     import uvicorn
 
     from microsip_bridge.calls.feed import EventHub
@@ -398,7 +402,7 @@ def small_feed_daemon(home: Path, *, queue_size: int, max_subscribers: int) -> I
     wait_until(lambda: server.started, what="uvicorn")
     write_daemon_file(home, "127.0.0.1", sock.getsockname()[1])
     try:
-        yield ingestor
+        yield ingestor, server
     finally:
         server.should_exit = True
         thread.join(60)
@@ -419,7 +423,7 @@ def test_a_client_that_falls_behind_is_closed_with_its_cursor_and_catches_up(
     count = 4000
     long = "5" * 1000  # big messages fill the socket buffers sooner
     # Room for two group commits (100 events each) waiting, no more.
-    with small_feed_daemon(bridge_home, queue_size=200, max_subscribers=10) as ingestor:
+    with small_feed_daemon(bridge_home, queue_size=200, max_subscribers=10) as (ingestor, _):
         slow = socket.create_connection(address_of(bridge_home))
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         got: list[dict] = []
@@ -459,3 +463,37 @@ def test_the_readme_documents_every_close_code() -> None:
     assert len(codes) == 6
     for code in codes:
         assert f"`{code}`" in section, code
+
+
+def test_websockets_do_not_count_against_the_cap_on_http_connections(
+    bridge_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from microsip_bridge.server import guard, runner
+
+    monkeypatch.setattr(guard, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(runner, "raise_fd_limit", lambda: 4)
+    with live_daemon(bridge_home), ExitStack() as stack:
+        clients = [stack.enter_context(open_ws(bridge_home)) for _ in range(6)]
+        with poster(bridge_home) as post:  # a hook still gets in
+            sent = post.send(record("5557777"))
+        for ws in clients:
+            assert receive(ws)["cursor"] == sent["cursor"]
+
+
+def test_a_client_that_never_reads_is_cut_once_closed(
+    bridge_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from microsip_bridge.server import guard
+
+    monkeypatch.setattr(guard, "CLOSE_GRACE", 0.5)
+    with small_feed_daemon(bridge_home, queue_size=200, max_subscribers=10) as (ingestor, server):
+        stuck = socket.create_connection(address_of(bridge_home))
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with open_ws(bridge_home, sock=stuck, max_queue=1, ping_interval=None):
+            ingestor.ingest([event_record(n, "5" * 1000) for n in range(3000)])
+            assert ingestor.feed is not None
+            wait_until(lambda: not ingestor.feed.active, what="the client to fall behind")
+            # Its close frame sits behind data it never reads: the daemon cuts the connection
+            # rather than hold it (and its buffer) for as long as the client lives.
+            connections = server.server_state.connections
+            wait_until(lambda: not connections, timeout=8, what="the connection to be cut")
