@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, cast
 
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import Call, EventRecord
-from microsip_bridge.store.reader import call_dict, event_dict
+from microsip_bridge.store.reader import call_dict, event_dict, json_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -42,7 +41,7 @@ MAX_SUBSCRIBERS = 2048
 
 def message_json(event: Mapping[str, object], call: Mapping[str, object] | None) -> str:
     """One message's text: ``event`` (an events row as the CLI's JSON has it) with ``"call"``."""
-    return json.dumps({**event, "call": call}, ensure_ascii=False)
+    return json_text({**event, "call": call})
 
 
 def record_event_dict(
