@@ -497,3 +497,21 @@ def test_a_client_that_never_reads_is_cut_once_closed(
             # rather than hold it (and its buffer) for as long as the client lives.
             connections = server.server_state.connections
             wait_until(lambda: not connections, timeout=8, what="the connection to be cut")
+
+
+def test_a_store_failure_during_the_replay_is_closed_with_the_cursor(
+    bridge_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from microsip_bridge.server import ws as ws_module
+
+    def broken(engine: object, after: int) -> list:
+        raise OSError("database is locked")
+
+    with live_daemon(bridge_home), poster(bridge_home) as post:
+        post.send(record("5550000"))
+        monkeypatch.setattr(ws_module, "_read_page", broken)
+        with open_ws(bridge_home, after=7) as ws, pytest.raises(ConnectionClosed) as closed:
+            ws.recv(10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1011
+    assert closed.value.rcvd.reason == "the store failed; reconnect with after=7"

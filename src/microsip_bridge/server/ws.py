@@ -107,17 +107,18 @@ async def events_ws(websocket: WebSocket) -> None:
         await asyncio.gather(pump, listen, ended, return_exceptions=True)
     if listen.done() and not listen.cancelled():
         return  # the client left
-    close = _Close(1000, "")
-    if pump.done() and not pump.cancelled() and isinstance(pump.exception(), _Close):
-        close = pump.exception()  # type: ignore[assignment]
+    failure = pump.exception() if pump.done() and not pump.cancelled() else None
+    if isinstance(failure, WebSocketDisconnect):
+        return  # the client left while it was being sent to
+    if isinstance(failure, _Close):
+        close = failure
     elif sub.end_code is not None:
         close = _Close(sub.end_code, _reconnect(sub.end_reason, progress.last))
-    elif pump.done() and not pump.cancelled() and pump.exception() is not None:
-        error = pump.exception()
-        if isinstance(error, WebSocketDisconnect):
-            return
-        logger.error("the event feed of a client failed: %s", error)
+    elif failure is not None:
+        logger.error("the event feed of a client failed: %s", failure)
         close = _Close(CLOSE_STORE, _reconnect("the daemon failed", progress.last))
+    else:
+        close = _Close(1000, "")
     await _close(websocket, close.code, close.reason)
 
 
@@ -134,21 +135,19 @@ async def _pump(
     """Send the replay, then the live messages, until the subscription ends."""
     after = progress.last
     if after is not None:
-        page: list[Message] = []
+        position = after
         while True:
-            last = progress.last
-            assert last is not None
             try:
-                page = await anyio.to_thread.run_sync(_read_page, engine, last)
+                page = await anyio.to_thread.run_sync(_read_page, engine, position)
             except Exception as exc:
                 logger.error("the event feed could not read the store: %s", exc)
-                raise _Close(CLOSE_STORE, _reconnect("the store failed", last)) from None
+                raise _Close(CLOSE_STORE, _reconnect("the store failed", position)) from None
             for cursor, text in page:
                 await websocket.send_text(text)
-                progress.last = cursor
+                progress.last = position = cursor
             if len(page) < REPLAY_PAGE:
                 break
-        if after > 0 and progress.last == after:
+        if after > 0 and position == after:
             end = await anyio.to_thread.run_sync(_max_cursor, engine)
             if after > end:
                 raise _Close(
