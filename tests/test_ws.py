@@ -31,6 +31,7 @@ from tests.daemon_support import (
     stored_events,
     wait_until,
 )
+from tests.test_daemon import database  # noqa: F401 - fixture: SQLite, and PostgreSQL when set
 
 WS_PATH = "/api/v1/events/ws"
 T0 = 1_764_000_000.0
@@ -515,3 +516,29 @@ def test_a_store_failure_during_the_replay_is_closed_with_the_cursor(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1011
     assert closed.value.rcvd.reason == "the store failed; reconnect with after=7"
+
+
+def test_a_restart_keeps_the_cursors_on_either_database(
+    bridge_home: Path,
+    database: str,  # noqa: F811
+) -> None:
+    got: list[dict] = []
+    with live_daemon(bridge_home, database=database), poster(bridge_home) as post:
+        with open_ws(bridge_home, after=0) as ws:
+            for n in range(5):
+                post.send(record(f"r{n}", ts=T0 + n * 60))
+            got += receive_n(ws, 5)
+        post.send(record("r5", ts=T0 + 300))  # after the client left
+    with (
+        live_daemon(bridge_home, database=database),
+        poster(bridge_home) as post,
+        open_ws(bridge_home, after=got[-1]["cursor"]) as ws,
+    ):
+        for n in range(6, 9):
+            post.send(record(f"r{n}", ts=T0 + n * 60))
+        got += receive_n(ws, 4)
+        with pytest.raises(TimeoutError):
+            ws.recv(0.3)
+    assert [m["number"] for m in got] == [f"r{n}" for n in range(9)]
+    assert cursors(got) == sorted(set(cursors(got)))
+    assert all(m["call"] is not None and m["call"]["number"] == m["number"] for m in got)
