@@ -48,10 +48,8 @@ def record_event_dict(
     rec: EventRecord, cursor: int, received_at: float, call_id: str | None
 ) -> dict[str, object]:
     """The event ``rec`` as the store will read it back (:func:`~.reader.event_dict`)."""
-    return event_dict(
-        (cursor, rec.uid, rec.event.value, rec.number, rec.ts, rec.pid, rec.source, received_at,
-         call_id)
-    )  # fmt: skip
+    values = (rec.uid, rec.event.value, rec.number, rec.ts, rec.pid, rec.source)
+    return event_dict((cursor, *values, received_at, call_id))
 
 
 def live_messages(
