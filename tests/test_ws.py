@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -542,3 +544,15 @@ def test_a_restart_keeps_the_cursors_on_either_database(
     assert [m["number"] for m in got] == [f"r{n}" for n in range(9)]
     assert cursors(got) == sorted(set(cursors(got)))
     assert all(m["call"] is not None and m["call"]["number"] == m["number"] for m in got)
+
+
+@given(st.text(max_size=30) | st.integers(min_value=-5, max_value=2**64).map(str))
+def test_after_is_a_cursor_or_refused(text: str) -> None:
+    from microsip_bridge.server.ws import MAX_CURSOR, parse_after
+
+    if text.isascii() and text.isdigit() and int(text) <= MAX_CURSOR:
+        assert parse_after(text) == int(text)
+    else:
+        with pytest.raises(ValueError, match="after must be a cursor"):
+            parse_after(text)
+    assert parse_after(None) is None
