@@ -22,6 +22,8 @@ from microsip_bridge.wire import encode_record
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from microsip_bridge.calls.feed import EventHub
+
 logger = logging.getLogger("microsip_bridge.ingest")
 
 DEFAULT_BATCH = 100
@@ -52,7 +54,8 @@ class Ingestor:
     ``home``: where the spool is (None: no spool ingestion). Intervals are in seconds;
     ``clock`` gives Unix seconds (the hook's clock), for received times and timeouts.
     ``make_tracker`` builds an empty tracker like ``tracker`` (used to rebuild after a failed
-    transaction; default: same timeouts).
+    transaction; default: same timeouts). ``feed``: the hub every committed event is published
+    to (calls/feed.py; None: none).
 
     **Usage**::
 
@@ -77,6 +80,7 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         make_tracker: Callable[[], CallTracker] | None = None,
         cancel_texts: Iterable[str] = (),
+        feed: EventHub | None = None,
     ) -> None:
         if batch_size < 1 or spool_batch < 1:
             raise BridgeError("ingest batch sizes must be at least 1")
@@ -93,6 +97,7 @@ class Ingestor:
             clock=clock,
             make_tracker=make_tracker,
             complete=None if self._reconciler is None else self._reconciler.complete,
+            feed=feed,
         )
         periodic = [
             Periodic("expire", expire_interval, self._recorder.expire),
@@ -107,6 +112,15 @@ class Ingestor:
             else Sweeper(self._reconciler, self._recorder, self._on_writer, sweep_interval)
         )
         self._lock = threading.Lock()  # start
+
+    @property
+    def feed(self) -> EventHub | None:
+        """Where committed events are published (set it before :meth:`start`)."""
+        return self._recorder.feed
+
+    @feed.setter
+    def feed(self, hub: EventHub | None) -> None:
+        self._recorder.feed = hub
 
     @property
     def tracker(self) -> CallTracker:

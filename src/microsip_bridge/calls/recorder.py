@@ -17,6 +17,8 @@ from microsip_bridge.store import repo
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from microsip_bridge.calls.feed import EventHub
+
 logger = logging.getLogger("microsip_bridge.ingest")
 
 _TERMINAL = (Event.BUSY, Event.END)
@@ -84,7 +86,8 @@ class Recorder:
     ``clock`` gives Unix seconds (the hook's clock), for received times and timeouts.
     ``make_tracker`` builds an empty tracker like ``tracker`` (used to rebuild after a failed
     transaction; default: same timeouts). ``complete``: see :data:`Completer` (None: calls are
-    saved as the events left them). Not thread-safe: one writer thread uses it.
+    saved as the events left them). ``feed``: where each committed event is published
+    (calls/feed.py), after its commit. Not thread-safe: one writer thread uses it.
     """
 
     def __init__(
@@ -95,8 +98,11 @@ class Recorder:
         clock: Callable[[], float],
         make_tracker: Callable[[], CallTracker] | None = None,
         complete: Completer | None = None,
+        feed: EventHub | None = None,
     ) -> None:
         self.engine = engine
+        self.feed = feed
+        self._last_cursor = 0  # the highest cursor committed: the feed publishes above it
         self.tracker = tracker
         self.clock = clock
         self._make_tracker = make_tracker or _same_kind_of_tracker(tracker)
@@ -118,6 +124,7 @@ class Recorder:
                 if not c.is_open and c.updated_at >= now - keep
             ]
             every = calls + recent
+            self._last_cursor = max(self._last_cursor, repo.max_cursor(conn))
             linked = [
                 (e.call_id or c.call_id, e.event, e.ts)
                 for c in every
@@ -143,6 +150,8 @@ class Recorder:
         except Exception:
             self._recover()
             raise
+        if self.feed is not None:
+            self._publish_new()
 
     def _recover(self) -> None:
         """After a failed transaction: a tracker rebuilt from what the store really has. If
@@ -218,7 +227,53 @@ class Recorder:
                     # A later copy of a uid in the batch is a duplicate of the first.
                     new = rows.pop(uid, None) is not None
                     results.append(IngestResult(uid, cursors[uid], not new, call_id))
+        if self.feed is not None:
+            self._publish(recs, results, changed, now)
         return results
+
+    # --- the feed: after the commit, never before ---------------------------------------------
+
+    def _publish(
+        self,
+        recs: Sequence[EventRecord],
+        results: Sequence[IngestResult | BridgeError],
+        changed: Sequence[Call],
+        now: float,
+    ) -> None:
+        committed = [
+            (rec, r.cursor, r.call_id)
+            for rec, r in zip(recs, results, strict=True)
+            if isinstance(r, IngestResult) and not r.duplicate
+        ]
+        if not committed:
+            return
+        self._last_cursor = max(self._last_cursor, max(c for _, c, _ in committed))
+        feed = self.feed
+        if feed is None or not feed.active:
+            return
+        from microsip_bridge.calls.feed import live_messages
+
+        try:
+            feed.publish(live_messages(committed, changed, now))
+        except Exception:
+            # Stored is stored: a client that misses it gets it when it reconnects.
+            logger.exception("could not publish %d committed events", len(committed))
+
+    def _publish_new(self) -> None:
+        """Publish what a transaction of others (the sweep's imports) added to the log."""
+        from microsip_bridge.calls.feed import replay_page
+
+        feed = self.feed
+        try:
+            with self.engine.connect() as conn:
+                if feed is None or not feed.active:
+                    self._last_cursor = max(self._last_cursor, repo.max_cursor(conn))
+                    return
+                while page := replay_page(conn, self._last_cursor, 1000):
+                    self._last_cursor = page[-1][0]
+                    feed.publish(page)
+        except Exception:
+            logger.exception("could not publish the events of a transaction")
 
     @staticmethod
     def _clean(rec: EventRecord) -> EventRecord:

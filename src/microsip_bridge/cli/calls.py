@@ -316,9 +316,9 @@ def calls(
 
 
 def event_json(event: dict[str, object]) -> str:
-    import json
+    from microsip_bridge.store.reader import json_text
 
-    return json.dumps(event, ensure_ascii=False)
+    return json_text(event)
 
 
 def event_line(event: dict[str, object]) -> str:

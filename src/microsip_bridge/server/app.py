@@ -14,6 +14,7 @@ builds the app), so tests and other programs can serve it with any ASGI server.
 * ``GET /api/v1/health`` (no token): ``{"status": "ok", "version": ...}``.
 * ``GET /api/v1/openapi.json`` and ``GET /docs`` (token): the OpenAPI document and its Swagger
   UI. They describe the API to whoever asks, so they are guarded like the API itself.
+* ``WS /api/v1/events/ws`` (token): the event log, replayed and live (server/ws.py).
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from microsip_bridge import __version__
+from microsip_bridge.calls.feed import EventHub
 from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
 from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import auth
+from microsip_bridge.server import auth, guard, ws
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
@@ -96,7 +98,7 @@ def create_app(
     (created on the first start) and its :class:`Ingestor` (default: a new one with a
     :class:`CallTracker`). The app's lifespan starts the ingestor (migrating the store) unless
     it is already started, and stops it. ``app.state`` holds ``settings``, ``engine``,
-    ``ingestor`` and ``token``."""
+    ``ingestor``, ``token`` and ``feed`` (the :class:`EventHub` of the event WebSocket)."""
     if engine is None:
         from microsip_bridge.store.engine import make_engine
 
@@ -110,15 +112,20 @@ def create_app(
             spool_interval=settings.spool_interval,
             sweep_interval=settings.sweep_interval,
         )
+    if ingestor.feed is None:
+        ingestor.feed = EventHub(max_subscribers=guard.MAX_WEBSOCKETS)
+    feed = ingestor.feed
     token = ensure_token(settings.home)
     worker = ingestor
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        feed.bind(asyncio.get_running_loop())
         await anyio.to_thread.run_sync(worker.start)
         try:
             yield
         finally:
+            feed.close()
             await anyio.to_thread.run_sync(worker.stop)
 
     app = FastAPI(
@@ -135,6 +142,7 @@ def create_app(
     app.state.engine = engine
     app.state.ingestor = ingestor
     app.state.token = token
+    app.state.feed = feed
     app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
     # Added last, so outermost: it sees the 421s of the Host check too.
     app.add_middleware(CloseUnreadBodyMiddleware)
@@ -194,6 +202,7 @@ def create_app(
             status_code=202,
         )
 
+    app.include_router(ws.router)
     return app
 
 

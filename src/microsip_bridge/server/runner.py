@@ -38,7 +38,12 @@ import uvicorn
 from microsip_bridge import __version__
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.fileio import atomic_write, private_dir
-from microsip_bridge.server.guard import BurstFilter, GuardedH11Protocol, raise_fd_limit
+from microsip_bridge.server.guard import (
+    BurstFilter,
+    GuardedH11Protocol,
+    GuardedWebSocketProtocol,
+    raise_fd_limit,
+)
 from microsip_bridge.server.lifecycle import (
     HomeLock,
     StopSignals,
@@ -51,12 +56,21 @@ from microsip_bridge.server.settings import WILDCARD_HOSTS, DaemonSettings
 from microsip_bridge.wire import DAEMON_FILE, parse_json
 
 if TYPE_CHECKING:
+    from microsip_bridge.calls.feed import EventHub
     from microsip_bridge.calls.ingest import Ingestor
 
 logger = logging.getLogger("microsip_bridge.daemon")
 
 LOG_NAME = "daemon.log"
 GRACEFUL_SHUTDOWN = 10  # seconds uvicorn waits for requests in flight
+# The event WebSocket: a ping every 20 s, closed when no pong comes within 20 s more (a client
+# that vanished without closing); clients send nothing, so a message is small; no compression
+# (each client's deflate context would cost CPU for every event, times every client).
+WS_PING_INTERVAL = 20.0
+WS_PING_TIMEOUT = 20.0
+WS_MAX_MESSAGE = 4096
+# Seconds the clients of the event WebSocket get to be told (1001, with their cursor) at a stop.
+FEED_CLOSE_TIMEOUT = 2.0
 _HEALTH_TIMEOUT = 1.0
 
 Announce = Callable[[str], None]
@@ -175,9 +189,11 @@ class DaemonServer(uvicorn.Server):
         *,
         announce: Announce | None = None,
         on_listening: Callable[[str, int], None] | None = None,
+        feed: EventHub | None = None,
     ) -> None:
         super().__init__(config)
         self.settings = settings
+        self.feed = feed
         self.announce = announce
         self.on_listening = on_listening
         self.address: tuple[str, int] | None = None
@@ -199,6 +215,11 @@ class DaemonServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # First: new hooks spool instead of waiting for a daemon that is going away.
         remove_daemon_file(self.settings.home, os.getpid())
+        if self.feed is not None:
+            # Before uvicorn's own shutdown, which would close them all with a bare 1012: each
+            # client hears that the daemon stops and which cursor to come back with.
+            self.feed.close()
+            await self.feed.wait_closed(FEED_CLOSE_TIMEOUT)
         await super().shutdown(sockets)
 
     @contextlib.contextmanager
@@ -390,9 +411,18 @@ class Daemon:
                 server_header=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
                 http=GuardedH11Protocol,
+                ws=GuardedWebSocketProtocol,
+                ws_ping_interval=WS_PING_INTERVAL,
+                ws_ping_timeout=WS_PING_TIMEOUT,
+                ws_max_size=WS_MAX_MESSAGE,
+                ws_per_message_deflate=False,
             )
             server = DaemonServer(
-                config, settings, announce=self.announce, on_listening=self._on_listening
+                config,
+                settings,
+                announce=self.announce,
+                on_listening=self._on_listening,
+                feed=app.state.feed,
             )
             self._server = server
             if self._stopping():
