@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 # The attribute names MicroSIP 3.22 writes, in the order it writes them (facts §4.2). 3.20 lacks
@@ -125,3 +125,20 @@ class Contact:
 
     def replace(self, **changes: object) -> Contact:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def contact_for_number(contacts: Iterable[Contact], number: str) -> Contact | None:
+    """The contact whose name MicroSIP shows for a caller (``GetNameByNumber``, facts §4.4):
+    the first whose number's user part equals ``number`` (the caller's user part), else the
+    first whose number's user part has more than 3 characters and ends ``number`` with at
+    most 3 extra leading characters (a country prefix). None when nothing matches."""
+    if not number:
+        return None
+    candidates = [(contact, contact.dial_number.partition("@")[0]) for contact in contacts]
+    for contact, user in candidates:
+        if user == number:
+            return contact
+    for contact, user in candidates:
+        if len(user) > 3 and number.endswith(user) and len(number) - len(user) <= 3:
+            return contact
+    return None

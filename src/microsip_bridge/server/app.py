@@ -36,7 +36,8 @@ from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
 from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import auth
+from microsip_bridge.server import api_calls, api_microsip, auth
+from microsip_bridge.server.params import StoreUnavailableError
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
@@ -77,6 +78,7 @@ HTTP_STATUS: dict[type[BridgeError], int] = {
     NotStoredError: 503,  # not stored now: sending it again later is safe
     MicroSIPRunningError: 409,
     NotFoundError: 404,
+    StoreUnavailableError: 503,  # the database did not answer: asking again later may work
     BridgeError: 422,  # what the request asks for cannot be done as it is
 }
 
@@ -194,6 +196,8 @@ def create_app(
             status_code=202,
         )
 
+    app.include_router(api_calls.router)
+    app.include_router(api_microsip.router)
     return app
 
 
