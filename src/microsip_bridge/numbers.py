@@ -20,6 +20,12 @@ def number_digits(text: str) -> str:
     return "".join(ch for ch in text if ch in _DIGITS)
 
 
+def is_number_like(text: str) -> bool:
+    """Whether a search text is a number (digits, no letters): ``555-1234`` is, ``Caller 1``
+    is a name."""
+    return bool(number_digits(text)) and not any(ch.isalpha() for ch in text)
+
+
 def number_key(stored: str) -> str:
     """``stored`` without :data:`NUMBER_SEPARATORS`: what the digits are looked for in."""
     for separator in NUMBER_SEPARATORS:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from microsip_bridge.microsip.contact import Contact, contact_for_number
-from microsip_bridge.numbers import number_digits, number_matches
+from microsip_bridge.numbers import is_number_like, number_matches
 
 # Where a looked-up name came from: MicroSIP's own Contacts.xml (more sources come later).
 SOURCE_MICROSIP = "microsip"
@@ -24,13 +24,13 @@ class Lookup:
 
 def search_contacts(contacts: Iterable[Contact], query: str) -> list[Contact]:
     """The contacts, in file order, whose name (as MicroSIP shows it, or a first or last name)
-    holds ``query`` ignoring case, or one of whose numbers holds it as text or, written in any
-    format, as digits (:func:`~microsip_bridge.numbers.number_matches`). An empty or blank
+    holds ``query`` ignoring case, or one of whose numbers holds it as text or, when it is a number
+    written in any format, as digits (:func:`~microsip_bridge.numbers.number_matches`). An empty or blank
     ``query`` finds every contact."""
     words = query.strip().casefold()
     if not words:
         return list(contacts)
-    digits = bool(number_digits(words))
+    digits = is_number_like(words)
     found: list[Contact] = []
     for contact in contacts:
         names = (contact.display_name, contact.firstname, contact.lastname)

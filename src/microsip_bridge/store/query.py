@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from microsip_bridge.model import Direction, Outcome
-from microsip_bridge.numbers import NUMBER_SEPARATORS, number_digits
+from microsip_bridge.numbers import NUMBER_SEPARATORS, is_number_like, number_digits
 from microsip_bridge.store import reader, repo
 from microsip_bridge.store.schema import calls, events
 
@@ -56,7 +56,7 @@ class CallFilter:
                 func.lower(calls.c.name).contains(words, autoescape=True),
                 func.lower(calls.c.number).contains(words, autoescape=True),
             ]
-            if number_digits(self.text):
+            if is_number_like(self.text):
                 either.append(number_condition(calls.c.number, self.text))
             found.append(or_(*either))
         return found
