@@ -368,7 +368,8 @@ def test_one_call_with_its_events_in_full(
     response = api.get(f"/api/v1/calls/{call.call_id}")
     assert response.status_code == 200
     body = response.json()
-    code, out, _ = run(capsys, "events", "--format", "json", "--limit", "1000")
+    assert run(capsys, "events", "--format", "json", "--limit", "1000")[0] == 0
+    _, out, _ = run(capsys, "events", "--format", "json", "--limit", "1000")
     printed = [json.loads(line) for line in out.splitlines()]
     assert body["events"] == [e for e in printed if e["call_id"] == call.call_id]
     assert [e["uid"] for e in body["events"]] == call.events
@@ -402,6 +403,7 @@ def test_csv_is_every_call_as_calls_format_csv_writes_it(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     code, out, _ = run(capsys, "calls", "--all", "--format", "csv")
+    assert code == 0
     header, *printed = out.split("\r\n")[:-1]
     served_header, *served = response.text.split("\r\n")[:-1]
     assert served_header == header

@@ -24,9 +24,9 @@ class Lookup:
 
 def search_contacts(contacts: Iterable[Contact], query: str) -> list[Contact]:
     """The contacts, in file order, whose name (as MicroSIP shows it, or a first or last name)
-    holds ``query`` ignoring case, or one of whose numbers holds it as text or, when it is a number
-    written in any format, as digits (:func:`~microsip_bridge.numbers.number_matches`). An empty or blank
-    ``query`` finds every contact."""
+    holds ``query`` ignoring case, or one of whose numbers holds it as text or, when it is a
+    number written in any format, as digits (:func:`~microsip_bridge.numbers.number_matches`).
+    An empty or blank ``query`` finds every contact."""
     words = query.strip().casefold()
     if not words:
         return list(contacts)
