@@ -368,8 +368,8 @@ def test_one_call_with_its_events_in_full(
     response = api.get(f"/api/v1/calls/{call.call_id}")
     assert response.status_code == 200
     body = response.json()
-    assert run(capsys, "events", "--format", "json", "--limit", "1000")[0] == 0
-    _, out, _ = run(capsys, "events", "--format", "json", "--limit", "1000")
+    code, out, _ = run(capsys, "events", "--format", "json", "--limit", "1000")
+    assert code == 0
     printed = [json.loads(line) for line in out.splitlines()]
     assert body["events"] == [e for e in printed if e["call_id"] == call.call_id]
     assert [e["uid"] for e in body["events"]] == call.events

@@ -44,20 +44,10 @@ def search_contacts(contacts: Iterable[Contact], query: str) -> list[Contact]:
     return found
 
 
-def caller_user(number: str) -> str:
-    """The user part of a caller's number as MicroSIP compares it (facts §4.4): without a
-    ``sip:``, ``sips:`` or ``tel:`` scheme and without ``@host``."""
-    text = number.strip()
-    scheme, colon, rest = text.partition(":")
-    if colon and scheme.casefold() in ("sip", "sips", "tel"):
-        text = rest
-    return text.partition("@")[0]
-
-
 def lookup_number(contacts: Iterable[Contact], number: str) -> Lookup | None:
     """The name MicroSIP's own rule gives the caller ``number`` among ``contacts`` (those it
     loads), or None."""
-    contact = contact_for_number(contacts, caller_user(number))
+    contact = contact_for_number(contacts, number)
     if contact is None:
         return None
     return Lookup(contact.display_name, SOURCE_MICROSIP, contact.dial_number)
