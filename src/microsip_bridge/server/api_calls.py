@@ -21,6 +21,8 @@ from microsip_bridge.server.auth import require_auth
 from microsip_bridge.server.params import (
     ERROR_RESPONSES,
     MAX_TEXT,
+    NUMBER,
+    PAGE,
     PRINTABLE,
     BadParameter,
     ErrorDetail,
@@ -76,7 +78,7 @@ def _filters(
         str | None,
         Query(
             max_length=MAX_TEXT,
-            pattern=PRINTABLE,
+            pattern=NUMBER,
             description="Only calls with this number, in any format: its digits are looked for "
             "in the call's number without spaces, dashes, dots, slashes, parentheses and +.",
         ),
@@ -114,7 +116,7 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Calls per page.")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Query(max_length=200, pattern=PRINTABLE, description="The `next` of the previous page."),
+        Query(max_length=200, pattern=PAGE, description="The `next` of the previous page."),
     ] = None,
 ) -> dict[str, object]:
     """Calls, newest first, a page at a time: each as `calls --format json` prints it. Pass
