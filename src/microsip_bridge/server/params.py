@@ -39,6 +39,12 @@ NUMBER = r"^[^\x00-\x1f\x7f]*[0-9][^\x00-\x1f\x7f]*$"
 # What page_token writes: base64url without padding.
 PAGE = r"^[A-Za-z0-9_-]+$"
 MAX_TEXT = 200
+# What a pattern asks for, said to people (pydantic would quote the expression).
+_PATTERN_MEANS = {
+    PRINTABLE: "must not hold control characters",
+    NUMBER: "give some digits of the number (and no control characters)",
+    PAGE: "not a value this API gave as next",
+}
 
 
 class ErrorDetail(BaseModel):
@@ -80,7 +86,10 @@ def one_line(error: RequestValidationError) -> str:
         return "the request is malformed"
     first = problems[0]
     where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-    return f"{where}: {first.get('msg', 'invalid')}"
+    what = first.get("msg", "invalid")
+    if first.get("type") == "string_pattern_mismatch":
+        what = _PATTERN_MEANS.get(str(first.get("ctx", {}).get("pattern")), what)
+    return f"{where}: {what}"
 
 
 class OneLineErrors(APIRoute):
