@@ -12,7 +12,8 @@ requests per second for S seconds (default 200 for 5 s), from a pool of keep-ali
 The load is open-loop: each request has its moment on a fixed schedule, and its latency counts
 from that moment, not from when a free connection sent it, so a slow answer that delays the
 next requests shows in their figures too (no coordinated omission). Prints the median, p90, p99
-and the slowest, the requests per second achieved, the errors, and the machine's load average.
+and the slowest, the requests per second achieved, the errors, and the machine's load average;
+and, as a baseline measured in the same run, the latency of requests sent one at a time.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ TARGET_P99_MS = 50.0
 SPACING = 60.0  # seconds between two calls
 CHUNK = 20_000  # calls per transaction while building
 CONNECTIONS = 16  # keep-alive connections the load is spread over
+SERIAL = 100  # requests of the baseline
 OUTCOMES = (Outcome.ANSWERED, Outcome.MISSED, Outcome.BUSY, Outcome.CANCELLED, Outcome.DECLINED)
 
 DAEMON = """
@@ -165,6 +167,26 @@ def load(
     return latencies, errors[0], time.perf_counter() - start
 
 
+def serial(host: str, port: int, token: str, path: str, count: int) -> list[float]:
+    """The latencies of ``count`` requests sent one after the other on one connection: the
+    daemon's own time per request, with no queueing (the baseline)."""
+    headers = {"Authorization": f"Bearer {token}", "Host": f"{host}:{port}"}
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    took: list[float] = []
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise SystemExit(f"GET {path} answered {response.status}")
+            took.append(time.perf_counter() - start)
+    finally:
+        conn.close()
+    return took
+
+
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
@@ -181,12 +203,17 @@ def lines(args: argparse.Namespace) -> Iterator[str]:
             path = f"/api/v1/calls?limit={args.limit}"
             # Warm-up: the page cache, the daemon's first imports and connections.
             load(host, port, token, path, min(args.rate, 50.0), 0.5)
+            alone = [value * 1000 for value in serial(host, port, token, path, SERIAL)]
             latencies, errors, wall = load(host, port, token, path, args.rate, args.seconds)
         finally:
             proc.terminate()
             proc.wait(60)
             if proc.stderr is not None:
                 proc.stderr.close()
+        yield (
+            f"baseline, one request at a time ({SERIAL}): p50 {statistics.median(alone):.1f} ms  "
+            f"p99 {percentile(alone, 0.99):.1f} ms"
+        )
         sent = len(latencies) + errors
         yield (
             f"load: GET {path} at {args.rate:g} req/s for {args.seconds:g} s over "

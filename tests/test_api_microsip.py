@@ -278,3 +278,32 @@ def test_the_simulator_uses_the_same_rule() -> None:
 
     assert lookup_name(CONTACTS, "0015551234") == "Carol Nguyen"
     assert lookup_name(CONTACTS, "00005551234") == ""
+
+
+def test_a_damaged_contacts_file_is_a_one_line_422(tmp_path: Path, bridge_home: Path) -> None:
+    folder = microsip_folder(tmp_path)
+    (folder / "Contacts.xml").write_bytes(b'<?xml version="1.0"?>\r\n<contacts><contact name="a')
+    with live_daemon(bridge_home, ini=folder / "microsip.ini") as daemon:
+        host, port = daemon.wait_listening()
+        headers = {"Authorization": f"Bearer {(bridge_home / 'token').read_text().strip()}"}
+        for route in ("/api/v1/contacts", "/api/v1/lookup?number=1001"):
+            response = httpx2.get(f"http://{host}:{port}{route}", headers=headers)
+            assert response.status_code == 422
+            detail = response.json()["detail"]
+            assert "Contacts.xml" in detail and "\n" not in detail
+
+
+def test_a_store_that_does_not_answer_is_a_503_and_status_says_so() -> None:
+    from microsip_bridge.server.params import StoreUnavailableError, read_store
+    from microsip_bridge.store.query import newest_event
+
+    engine = make_engine("postgresql://bridge:s3cret@127.0.0.1:9/calls")
+    try:
+        with pytest.raises(StoreUnavailableError) as refused:
+            read_store(engine, newest_event)
+    finally:
+        engine.dispose()
+    assert "s3cret" not in str(refused.value) and "\n" not in str(refused.value)
+    from microsip_bridge.server.app import http_status
+
+    assert http_status(refused.value) == 503

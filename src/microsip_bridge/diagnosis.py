@@ -321,7 +321,10 @@ def microsip_status(ini: Path | None, hook_program: str | PurePath | None) -> di
     elif not found:
         microsip["detail"] = f"no ini at {ini}"
     else:
-        microsip["running"] = microsip_running(ini)
+        try:
+            microsip["running"] = microsip_running(ini)
+        except (BridgeError, OSError):
+            microsip["running"] = None  # cannot tell, as on a system without windows to ask
         try:
             doc = IniDocument.load(ini)
         except BridgeError as exc:
