@@ -294,7 +294,8 @@ def test_a_damaged_contacts_file_is_a_one_line_422(tmp_path: Path, bridge_home: 
 
 
 def test_a_store_that_does_not_answer_is_a_503_and_status_says_so() -> None:
-    from microsip_bridge.server.params import StoreUnavailableError, read_store
+    from microsip_bridge.errors import StoreUnavailableError
+    from microsip_bridge.server.params import read_store
     from microsip_bridge.store.query import newest_event
 
     engine = make_engine("postgresql://bridge:s3cret@127.0.0.1:9/calls")

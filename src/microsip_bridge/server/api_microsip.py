@@ -12,7 +12,7 @@ from microsip_bridge import __version__
 from microsip_bridge.contacts.jsonfile import contact_record
 from microsip_bridge.contacts.search import lookup_number, search_contacts
 from microsip_bridge.diagnosis import microsip_status
-from microsip_bridge.errors import NotFoundError
+from microsip_bridge.errors import NotFoundError, StoreUnavailableError
 from microsip_bridge.microsip.contacts_xml import ContactsFile, read_contacts
 from microsip_bridge.microsip.history import read_history
 from microsip_bridge.microsip.history_formats import entry_record
@@ -26,7 +26,6 @@ from microsip_bridge.server.params import (
     PRINTABLE,
     ErrorDetail,
     OneLineErrors,
-    StoreUnavailableError,
     read_store,
 )
 from microsip_bridge.server.schemas import ContactList, HistoryEntry, LookupOut, Status

@@ -14,6 +14,8 @@ builds the app), so tests and other programs can serve it with any ASGI server.
 * ``GET /api/v1/health`` (no token): ``{"status": "ok", "version": ...}``.
 * ``GET /api/v1/openapi.json`` and ``GET /docs`` (token): the OpenAPI document and its Swagger
   UI. They describe the API to whoever asks, so they are guarded like the API itself.
+* The read API (token): the call log in :mod:`.api_calls`, MicroSIP and the daemon's state in
+  :mod:`.api_microsip`.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ from microsip_bridge import __version__
 from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
-from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
+from microsip_bridge.errors import (
+    BridgeError,
+    MicroSIPRunningError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from microsip_bridge.model import EventRecord
 from microsip_bridge.server import api_calls, api_microsip, auth
-from microsip_bridge.server.params import StoreUnavailableError
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,

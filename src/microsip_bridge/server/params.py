@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from microsip_bridge.errors import BridgeError
+from microsip_bridge.errors import BridgeError, StoreUnavailableError
 from microsip_bridge.store.engine import database_error
 
 T = TypeVar("T")
@@ -63,10 +63,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 class BadParameter(BridgeError):
     """A query parameter the API cannot use (answered with 422)."""
-
-
-class StoreUnavailableError(BridgeError):
-    """The store did not answer (answered with 503: asking again later may work)."""
 
 
 def read_store(engine: Engine, query: Callable[[Connection], T]) -> T:
