@@ -248,6 +248,7 @@ def test_each_call_is_the_object_calls_format_json_prints(
         ({"q": "pbx.EXAMPLE"}, [EVERY[7]]),
         ({"q": "555-0042"}, [EVERY[42]]),
         ({"q": "nobody"}, []),
+        ({"q": "", "number": "", "since": "", "until": ""}, EVERY),  # empty fields of a form
         (
             {"q": "caller", "outcome": "missed", "until": str(started(20))},
             [c for c in EVERY if c.outcome is Outcome.MISSED and c.started_at < started(20)],

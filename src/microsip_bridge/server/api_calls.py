@@ -95,6 +95,8 @@ def _filters(
     ] = None,
 ) -> CallFilter:
     """The filters of /calls and /calls.csv, checked."""
+    # An empty field of a form is no filter.
+    number, since, until = number or None, since or None, until or None
     if number is not None and not number_digits(number):
         raise BadParameter("number: give some digits of the number")
     start = None if since is None else parse_time(since, "since")

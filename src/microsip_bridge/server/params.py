@@ -34,8 +34,8 @@ _EPOCH = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # Text parameters hold no control characters: no database stores a NUL, and no number or name
 # a person types holds one. (A regular expression: it is part of the OpenAPI document.)
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-# The same, holding a digit: a number in any format.
-NUMBER = r"^[^\x00-\x1f\x7f]*[0-9][^\x00-\x1f\x7f]*$"
+# The same, holding a digit: a number in any format (or nothing: an empty field of a form).
+NUMBER = r"^$|^[^\x00-\x1f\x7f]*[0-9][^\x00-\x1f\x7f]*$"
 # What page_token writes: base64url without padding.
 PAGE = r"^[A-Za-z0-9_-]+$"
 MAX_TEXT = 200
