@@ -57,7 +57,6 @@ router = APIRouter(
     route_class=OneLineErrors,
 )
 
-Text = Annotated[str | None, Query(max_length=MAX_TEXT, pattern=PRINTABLE)]
 When = Annotated[
     str | None,
     Query(
@@ -69,7 +68,7 @@ When = Annotated[
 ]
 
 
-def _filters(
+async def _filters(
     direction: Annotated[
         Direction | None, Query(description="Only calls of this direction.")
     ] = None,
@@ -94,7 +93,8 @@ def _filters(
         ),
     ] = None,
 ) -> CallFilter:
-    """The filters of /calls and /calls.csv, checked."""
+    """The filters of /calls and /calls.csv, checked (async: FastAPI would run a plain def in a
+    worker thread, a hop that costs more than the checks)."""
     # An empty field of a form is no filter.
     number, since, until = number or None, since or None, until or None
     if number is not None and not number_digits(number):

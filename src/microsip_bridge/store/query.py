@@ -22,6 +22,9 @@ from microsip_bridge.store import reader, repo
 from microsip_bridge.store.schema import calls, events
 
 Position = tuple[float, str]  # (started_at, call_id)
+# Built once: a select is immutable, and coercing its 22 columns costs as much as the query.
+_CALLS = select(*(calls.c[name] for name in reader.CALL_COLUMNS))
+_NEWEST_FIRST = (calls.c.started_at.desc(), calls.c.call_id.desc())
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +85,11 @@ def call_listing(
 ) -> list[dict[str, object]]:
     """Up to ``limit`` calls that match ``where``, newest first (``started_at``, then
     ``call_id``, both descending), from just before the position ``before`` (exclusive)."""
-    position = tuple_(calls.c.started_at, calls.c.call_id)
-    query = select(*(calls.c[name] for name in reader.CALL_COLUMNS)).where(*where.conditions())
+    query = _CALLS.where(*where.conditions())
     if before is not None:
+        position = tuple_(calls.c.started_at, calls.c.call_id)
         query = query.where(position < tuple_(literal(before[0]), literal(before[1])))
-    query = query.order_by(calls.c.started_at.desc(), calls.c.call_id.desc()).limit(limit)
+    query = query.order_by(*_NEWEST_FIRST).limit(limit)
     return [reader.call_dict(row) for row in conn.execute(query)]
 
 
@@ -102,10 +105,7 @@ def call_with_events(conn: Connection, call_id: str) -> dict[str, object] | None
     """The call ``call_id`` as :func:`call_listing` gives it, but with ``events`` holding its
     events (as ``events --format json`` prints them, in log order) instead of their uids; None
     for an unknown id."""
-    query = select(*(calls.c[name] for name in reader.CALL_COLUMNS)).where(
-        calls.c.call_id == call_id
-    )
-    row = conn.execute(query).first()
+    row = conn.execute(_CALLS.where(calls.c.call_id == call_id)).first()
     if row is None:
         return None
     call = reader.call_dict(row)
