@@ -114,6 +114,23 @@ def test_status_shows_the_newest_event(api: httpx2.Client, setup: tuple[Path, Pa
     assert body["cursor"] == cursor and body["last_event_at"] == T0 + 999.5
 
 
+def test_status_says_microsip_runs_when_a_simulator_holds_the_folder(
+    api: httpx2.Client, setup: tuple[Path, Path, str]
+) -> None:
+    import os
+
+    from microsip_bridge.microsip.process import SIM_PID_FILE
+
+    _, folder, _ = setup
+    marker = folder / SIM_PID_FILE
+    marker.write_text(str(os.getpid()))  # a live process: this one
+    try:
+        assert api.get("/api/v1/status").json()["microsip"]["running"] is True
+    finally:
+        marker.unlink()
+    assert api.get("/api/v1/status").json()["microsip"]["running"] in (None, False)
+
+
 def test_status_without_an_ini_and_with_an_empty_store(bridge_home: Path) -> None:
     with live_daemon(bridge_home) as daemon:
         host, port = daemon.wait_listening()
