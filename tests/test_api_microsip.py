@@ -325,3 +325,22 @@ def test_a_store_that_does_not_answer_is_a_503_and_status_says_so() -> None:
     from microsip_bridge.server.app import http_status
 
     assert http_status(refused.value) == 503
+
+
+def test_contacts_are_read_again_when_the_file_changes(
+    api: httpx2.Client, setup: tuple[Path, Path, str]
+) -> None:
+    import os
+
+    _, folder, _ = setup
+    path = folder / "Contacts.xml"
+    before = path.read_bytes()
+    try:
+        write_contacts(path, [*CONTACTS, Contact(name="Eve Late", number="7007")], backups=0)
+        stat = path.stat()  # the same second as the first write on a coarse clock: move it
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert names(api.get("/api/v1/contacts", params={"q": "eve"})) == ["Eve Late"]
+        assert api.get("/api/v1/lookup", params={"number": "7007"}).json()["name"] == "Eve Late"
+    finally:
+        path.write_bytes(before)
+    assert names(api.get("/api/v1/contacts", params={"q": "eve"})) == []

@@ -45,8 +45,15 @@ NO_INI: dict[int | str, dict[str, Any]] = {
 }
 
 NO_CONTACT: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorDetail, "description": "No contact has this number."}
+    404: {
+        "model": ErrorDetail,
+        "description": "No contact has this number, or the daemon knows of no MicroSIP ini.",
+    }
 }
+# The last Contacts.xml read, by path, with the size and time it had: a search box asks on every
+# key press, and a large file takes a second to read. MicroSIP rewrites the file whole, so a
+# change shows in its size or time.
+_read: dict[Path, tuple[tuple[int, int], ContactsFile]] = {}
 
 
 def _settings(request: Request) -> DaemonSettings:
@@ -64,9 +71,18 @@ def _contacts(settings: DaemonSettings) -> ContactsFile:
     """MicroSIP's Contacts.xml beside the daemon's ini; none yet is an empty list (MicroSIP
     creates the file with the first contact)."""
     path = find_in_folder(_ini(settings).parent, CONTACTS_NAME)
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except OSError:
         return ContactsFile([], path=path)
-    return read_contacts(path, max_bytes=settings.max_bytes)
+    stamp = (info.st_size, info.st_mtime_ns)
+    known = _read.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    found = read_contacts(path, max_bytes=settings.max_bytes)
+    _read.clear()  # one file is all a daemon serves
+    _read[path] = (stamp, found)
+    return found
 
 
 @router.get("/status", response_model=Status)

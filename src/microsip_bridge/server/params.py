@@ -1,4 +1,5 @@
-"""The read API's query parameters: times, page tokens, and refusals in one line (422).
+"""What the read API's routes share: their parameters (times, page tokens), their refusals in one
+line (422), their reads of the store (503 when it does not answer).
 
 FastAPI answers a parameter it cannot validate with a list of error objects; the API's routes
 answer with one line, ``{"detail": "limit: Input should be less than or equal to 1000"}``, like
