@@ -5,8 +5,10 @@ the CLI prints."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -298,6 +300,26 @@ def test_times_parse_as_epoch_or_iso_8601() -> None:
     assert parse_time("2025-11-24T16:00:00", "since") == T0  # naive is UTC
     assert parse_time("2025-11-24", "since") == T0 - 16 * 3600
     assert parse_time("2025-11-24T17:00+01:00", "since") == T0
+
+
+@given(st.text(max_size=40))
+def test_any_time_text_is_seconds_or_a_one_line_refusal(text: str) -> None:
+    from microsip_bridge.server.params import BadParameter
+
+    try:
+        seconds = parse_time(text, "since")
+    except BadParameter as exc:
+        refusal = str(exc)
+    else:
+        assert math.isfinite(seconds)
+        return
+    # One line, but for what the caller sent (quoted back with repr: escaped).
+    assert refusal.startswith("since: ") and "\n" not in refusal
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_iso_times_are_read_back_to_the_microsecond(when: dt.datetime) -> None:
+    assert parse_time(when.isoformat(), "until") == when.timestamp()
 
 
 @given(
