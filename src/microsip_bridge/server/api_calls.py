@@ -10,7 +10,8 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from pydantic_core import to_json
 from sqlalchemy.engine import Connection, Engine
 
 from microsip_bridge.calls.export import calls_csv as to_csv
@@ -120,7 +121,7 @@ async def list_calls(
         str | None,
         Query(max_length=200, pattern=PAGE, description="The `next` of the previous page."),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     """Calls, newest first, a page at a time: each as `calls --format json` prints it. Pass
     `next` back as `cursor` (with the same filters) for the next page; no call is repeated or
     skipped across pages, even while new calls come in."""
@@ -135,10 +136,11 @@ async def list_calls(
     if len(rows) > limit:
         del rows[limit:]
         following = page_token(*position_of(rows[-1]))
-    # Encoded as the store gives them, without validating each call against the model again:
-    # this is the API's busiest route, and the calls are already in the model's shape (a test
-    # and the schemathesis run hold them to it).
-    return JSONResponse({"calls": rows, "next": following})
+    # Encoded as the store gives them, without validating each call against the model again,
+    # by pydantic's encoder (a quarter of json.dumps's time, the same bytes): this is the API's
+    # busiest route, and the calls are already in the model's shape (a test and the
+    # schemathesis run hold them to it).
+    return Response(to_json({"calls": rows, "next": following}), media_type="application/json")
 
 
 @router.get(
