@@ -7,7 +7,8 @@ Builds a call log of N calls (default 100,000; one a minute back from now) throu
 own ``save_calls`` in the default SQLite file of a temporary bridge home, starts the real daemon
 (``serve``, uvicorn on a free loopback port) in a process of its own, and sends it
 ``GET /api/v1/calls?limit=L`` (the newest page, as the dashboard asks for it) with the token, at R
-requests per second for S seconds (default 200 for 5 s), from a pool of keep-alive connections.
+requests per second for S seconds (default 200 for 5 s), from a pool of keep-alive connections
+opened (one untimed request each) before the clock starts.
 
 The load is open-loop: each request has its moment on a fixed schedule, and its latency counts
 from that moment, not from when a free connection sent it, so a slow answer that delays the
@@ -129,8 +130,16 @@ def load(
     lock = threading.Lock()
     headers = {"Authorization": f"Bearer {token}", "Host": f"{host}:{port}"}
 
+    ready = threading.Barrier(CONNECTIONS + 1)
+
     def worker() -> None:
         conn = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            # Open the connection before the clock starts: a client keeps its connections.
+            conn.request("GET", path, headers=headers)
+            conn.getresponse().read()
+        finally:
+            ready.wait()
         while (moment := due.get()) is not None:
             try:
                 conn.request("GET", path, headers=headers)
@@ -152,6 +161,7 @@ def load(
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(CONNECTIONS)]
     for thread in threads:
         thread.start()
+    ready.wait()
     total = max(1, round(rate * seconds))
     start = time.perf_counter()
     for i in range(total):
