@@ -56,3 +56,7 @@ class NotFoundError(BridgeError):
     """A MicroSIP file or folder that was asked for does not exist."""
 
     exit_code = 4
+
+
+class StoreUnavailableError(BridgeError):
+    """The database did not answer (the server answers 503: asking again later may work)."""

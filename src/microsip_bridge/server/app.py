@@ -14,6 +14,8 @@ builds the app), so tests and other programs can serve it with any ASGI server.
 * ``GET /api/v1/health`` (no token): ``{"status": "ok", "version": ...}``.
 * ``GET /api/v1/openapi.json`` and ``GET /docs`` (token): the OpenAPI document and its Swagger
   UI. They describe the API to whoever asks, so they are guarded like the API itself.
+* The read API (token): the call log in :mod:`.api_calls`, MicroSIP and the daemon's state in
+  :mod:`.api_microsip`.
 * ``WS /api/v1/events/ws`` (token): the event log, replayed and live (server/ws.py).
 """
 
@@ -36,9 +38,14 @@ from microsip_bridge.calls.feed import EventHub
 from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
-from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
+from microsip_bridge.errors import (
+    BridgeError,
+    MicroSIPRunningError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import auth, guard, ws
+from microsip_bridge.server import api_calls, api_microsip, auth, guard, ws
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
@@ -79,6 +86,7 @@ HTTP_STATUS: dict[type[BridgeError], int] = {
     NotStoredError: 503,  # not stored now: sending it again later is safe
     MicroSIPRunningError: 409,
     NotFoundError: 404,
+    StoreUnavailableError: 503,  # the database did not answer: asking again later may work
     BridgeError: 422,  # what the request asks for cannot be done as it is
 }
 
@@ -203,6 +211,8 @@ def create_app(
         )
 
     app.include_router(ws.router)
+    app.include_router(api_calls.router)
+    app.include_router(api_microsip.router)
     return app
 
 

@@ -33,6 +33,9 @@ class DaemonSettings:
     spool_interval: float = DEFAULTS["spool_interval"]
     sweep_interval: float = DEFAULTS["sweep_interval"]
     commit_timeout: float = COMMIT_TIMEOUT
+    # Read by the API: which hook program counts as ours, the largest Contacts.xml it reads.
+    hook_program: str = DEFAULTS["hook_program"]
+    max_file_mb: int = DEFAULTS["max_file_mb"]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -58,6 +61,11 @@ class DaemonSettings:
     def with_(self, **changes: Any) -> DaemonSettings:
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+    @property
+    def max_bytes(self) -> int:
+        """The largest file the API reads (Contacts.xml), in bytes."""
+        return self.max_file_mb * 1024 * 1024
 
     @property
     def database_url(self) -> str | None:

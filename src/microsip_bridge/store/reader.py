@@ -398,9 +398,7 @@ class _EngineReader(LogReader):
         from microsip_bridge.store import repo
 
         stored = self._read(lambda conn: repo.events_after(conn, cursor, limit))
-        return [
-            event_dict(tuple(getattr(event, name) for name in EVENT_FIELDS)) for event in stored
-        ]
+        return [event.to_dict() for event in stored]
 
     def cursor_before_newest(self, count: int) -> int:
         from microsip_bridge.store import repo

@@ -68,6 +68,11 @@ class StoredEvent:
         """The event as the state model takes it."""
         return EventRecord(self.uid, self.event, self.number, self.ts, self.pid, self.source)
 
+    def to_dict(self) -> dict[str, object]:
+        """The event object that ``events --format json``, the REST API and the WebSocket give:
+        :data:`~.reader.EVENT_FIELDS`, in order."""
+        return reader.event_dict(tuple(getattr(self, name) for name in reader.EVENT_FIELDS))
+
 
 # -- the event log ---------------------------------------------------------------------------
 
