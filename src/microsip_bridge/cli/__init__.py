@@ -8,7 +8,17 @@ import sys
 import click
 
 from microsip_bridge import __version__
-from microsip_bridge.cli import calls, config, contacts, doctor, history, hooks, serve, sim
+from microsip_bridge.cli import (
+    calls,
+    config,
+    contacts,
+    control,
+    doctor,
+    history,
+    hooks,
+    serve,
+    sim,
+)
 from microsip_bridge.cli._common import State
 from microsip_bridge.errors import BridgeError
 
@@ -43,6 +53,7 @@ for command in (
     serve.serve,
     calls.calls,
     calls.events,
+    *control.COMMANDS,
 ):
     cli.add_command(command)
 

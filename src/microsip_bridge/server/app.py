@@ -34,9 +34,15 @@ from microsip_bridge import __version__
 from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
-from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
+from microsip_bridge.errors import (
+    BridgeError,
+    CommandDroppedError,
+    MicroSIPNotRunningError,
+    MicroSIPRunningError,
+    NotFoundError,
+)
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import auth
+from microsip_bridge.server import auth, control
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
@@ -76,6 +82,8 @@ class Health(BaseModel):
 HTTP_STATUS: dict[type[BridgeError], int] = {
     NotStoredError: 503,  # not stored now: sending it again later is safe
     MicroSIPRunningError: 409,
+    MicroSIPNotRunningError: 409,
+    CommandDroppedError: 503,  # MicroSIP answered 1: its SIP stack is down
     NotFoundError: 404,
     BridgeError: 422,  # what the request asks for cannot be done as it is
 }
@@ -104,7 +112,7 @@ def create_app(
     if ingestor is None:
         ingestor = Ingestor(
             engine,
-            CallTracker(reject_timeout=settings.reject_timeout),
+            CallTracker(reject_timeout=settings.reject_timeout, dial_timeout=settings.dial_timeout),
             ini=settings.ini,
             home=settings.home,
             spool_interval=settings.spool_interval,
@@ -138,6 +146,8 @@ def create_app(
     app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
     # Added last, so outermost: it sees the 421s of the Host check too.
     app.add_middleware(CloseUnreadBodyMiddleware)
+
+    app.include_router(control.router)
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:
