@@ -724,7 +724,7 @@ class CallTracker:
         call.state = state
         self._mark(track)
         # Reconciliation may have moved the start earlier than any event seen.
-        call.started_at = min(call.started_at, *facts.values())
+        call.started_at = min(call.started_at, *facts.values()) if facts else call.started_at
         call.answered_at = answered_at
         call.ended_at = ended_at
         call.duration = duration

@@ -137,8 +137,8 @@ class RateLimiter:
             now = self._clock()
             self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
             self._at = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            if self._tokens >= 1.0 - 1e-9:  # give or take the float error of the clock
+                self._tokens = max(0.0, self._tokens - 1.0)
                 return
             wait = (1.0 - self._tokens) / self.rate
         raise RateLimitedError(

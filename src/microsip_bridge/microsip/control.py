@@ -3,9 +3,9 @@ WM_COPYDATA to its window or by running ``microsip.exe COMMAND`` (facts §1.2-§
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +133,10 @@ class ExeTransport:
             raise BridgeError(
                 f"cannot run MicroSIP: {exc.strerror or exc}", path=self.exe
             ) from None
-        # Still running after the timeout: the new MicroSIP itself, which runs the command
-        # once its SIP stack is up.
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             proc.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            # Still running: the new MicroSIP itself, which runs the command once its SIP stack
+            # is up. A thread waits for its end, so that it is reaped, never left a zombie.
+            threading.Thread(target=proc.wait, name="microsip-exe", daemon=True).start()
         return TAKEN
