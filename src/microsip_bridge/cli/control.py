@@ -95,7 +95,12 @@ def dial(
 @click.command()
 @_options
 def answer(microsip_path: Path | None, ini_path: Path | None, fmt: str) -> None:
-    """Answer the first incoming call that is still ringing."""
+    """Answer the first incoming call that is still ringing.
+
+    \b
+    Example:
+        microsip-bridge answer
+    """
     _run("answer", {}, microsip_path, ini_path, fmt)
 
 
@@ -111,7 +116,12 @@ def answer(microsip_path: Path | None, ini_path: Path | None, fmt: str) -> None:
 @click.option("--calling", "which", flag_value="calling", help="Outgoing calls not answered yet.")
 @_options
 def hangup(which: str, microsip_path: Path | None, ini_path: Path | None, fmt: str) -> None:
-    """Hang up calls."""
+    """Hang up calls: by default every call except incoming ones still ringing.
+
+    \b
+    Example:
+        microsip-bridge hangup --calling
+    """
     _run("hangup", {"which": which}, microsip_path, ini_path, fmt)
 
 
@@ -119,7 +129,12 @@ def hangup(which: str, microsip_path: Path | None, ini_path: Path | None, fmt: s
 @click.argument("digits")
 @_options
 def dtmf(digits: str, microsip_path: Path | None, ini_path: Path | None, fmt: str) -> None:
-    """Send DTMF DIGITS (0-9 * # A-D) on the selected call."""
+    """Send DTMF DIGITS (0-9 * # A-D) on the selected call.
+
+    \b
+    Example:
+        microsip-bridge dtmf 1234#
+    """
     _run("dtmf", {"digits": digits}, microsip_path, ini_path, fmt)
 
 
@@ -127,14 +142,24 @@ def dtmf(digits: str, microsip_path: Path | None, ini_path: Path | None, fmt: st
 @click.argument("number")
 @_options
 def transfer(number: str, microsip_path: Path | None, ini_path: Path | None, fmt: str) -> None:
-    """Blind-transfer the selected call to NUMBER."""
+    """Blind-transfer the selected call to NUMBER.
+
+    \b
+    Example:
+        microsip-bridge transfer 200
+    """
     _run("transfer", {"number": number}, microsip_path, ini_path, fmt)
 
 
 @click.command()
 @_options
 def hold(microsip_path: Path | None, ini_path: Path | None, fmt: str) -> None:
-    """Toggle hold on the selected call."""
+    """Toggle hold on the selected call (MicroSIP has no separate resume).
+
+    \b
+    Example:
+        microsip-bridge hold
+    """
     _run("hold", {}, microsip_path, ini_path, fmt)
 
 
@@ -148,9 +173,11 @@ def _mute_command(muted: bool) -> click.Command:
         args = {"device": "speaker" if speaker else "mic", "muted": muted}
         _run("mute", args, microsip_path, ini_path, fmt)
 
+    name = "mute" if muted else "unmute"
     command.help = (
         f"{what} the microphone (or the speaker). Needs MicroSIP 3.22: older versions can only "
-        "toggle, without saying the state, so the bridge refuses rather than guess."
+        "toggle, without saying the state, so the bridge refuses rather than guess.\n\n"
+        f"\b\nExample:\n    microsip-bridge {name} --speaker"
     )
     return command
 
@@ -166,7 +193,12 @@ unmute = _mute_command(False)
 def message(
     number: str, text: str, microsip_path: Path | None, ini_path: Path | None, fmt: str
 ) -> None:
-    """Send TEXT to NUMBER as a SIP instant message."""
+    """Send TEXT to NUMBER as a SIP instant message.
+
+    \b
+    Example:
+        microsip-bridge message 1001 "on my way"
+    """
     _run("message", {"number": number, "text": text}, microsip_path, ini_path, fmt)
 
 
@@ -174,7 +206,12 @@ def message(
 @click.argument("index", type=int)
 @_options
 def account(index: int, microsip_path: Path | None, ini_path: Path | None, fmt: str) -> None:
-    """Make [AccountINDEX] the active account (MicroSIP saves it and re-registers; 3.20+)."""
+    """Make [AccountINDEX] the active account (MicroSIP saves it and re-registers; 3.20+).
+
+    \b
+    Example:
+        microsip-bridge account 2
+    """
     _run("account", {"index": index}, microsip_path, ini_path, fmt)
 
 
