@@ -3,6 +3,8 @@ simulated MicroSIP that runs our hooks: a dial's id is the id its call is logged
 
 from __future__ import annotations
 
+import http.client
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -204,3 +206,60 @@ def test_the_cli_without_a_daemon_goes_straight_to_microsip(
         finally:
             sim.stack_running = True
     assert run(capsys, "hold", "--ini", ini)[0] == 3  # not running
+
+
+@pytest.mark.slow
+def test_control_needs_the_token_and_is_described(bridge_home: Path, folder: Path) -> None:
+    with control_daemon(bridge_home, folder) as (_, api):
+        stranger = type(api)(api.host, api.port, "not-the-token")
+        status, headers, _ = stranger.post("/api/v1/control/dial", {"number": "5551234"})
+        assert status == 401 and headers["www-authenticate"] == "Bearer"
+        assert calls_in_store(bridge_home) == {}
+        conn = http.client.HTTPConnection(api.host, api.port, timeout=30)
+        try:
+            conn.request(
+                "GET",
+                "/api/v1/openapi.json",
+                headers={"Host": f"{api.host}:{api.port}", "Authorization": f"Bearer {api.token}"},
+            )
+            doc = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+    dial = doc["paths"]["/api/v1/control/dial"]["post"]
+    assert set(dial["responses"]) >= {"202", "409", "422", "429", "503"}
+    body = dial["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(doc["components"]["schemas"][body]["properties"]) == {"number", "account"}
+    verbs = {p.rsplit("/", 1)[1] for p in doc["paths"] if p.startswith("/api/v1/control/")}
+    assert verbs == {
+        "dial",
+        "answer",
+        "hangup",
+        "dtmf",
+        "transfer",
+        "hold",
+        "mute",
+        "message",
+        "account",
+    }
+
+
+@pytest.mark.slow
+def test_a_dial_to_microsip_319_runs_inside_the_command_and_still_binds(
+    bridge_home: Path, tmp_path: Path
+) -> None:
+    # 3.19 ignores dwData 2 (facts §1.4): the command runs inside the send, hooks and all,
+    # so the outgoing event arrives before the 202 does.
+    old = hooked_folder(tmp_path / "MicroSIP-3.19", version="3.19.27")
+    with (
+        serving_simulator(old, version="3.19.27", remotes={"*": ANSWERS}) as sim,
+        control_daemon(bridge_home, old, control_cooldown=0.0) as (_, api),
+    ):
+        status, _, answer = api.post("/api/v1/control/dial", {"number": "5550006"})
+        assert status == 202, answer
+        assert [c.dw_data for c in sim.commands] == [1]
+        wait_for(
+            lambda: event_names(bridge_home, answer["call_id"])[:1] == ["outgoing"],
+            20,
+            "the outgoing event to bind",
+        )
+        assert list(calls_in_store(bridge_home)) == [answer["call_id"]]
