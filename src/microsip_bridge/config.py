@@ -79,6 +79,29 @@ SETTINGS: tuple[Setting, ...] = (
         "The program `hooks install` writes into microsip.ini: microsip-bridge-hook, or a "
         "Python interpreter; empty means this Python running the hook directly (the fastest).",
     ),
+    Setting(
+        "control_transport",
+        "auto",
+        "How control commands reach MicroSIP: auto (the simulator if one runs in MicroSIP's "
+        "folder, else its window, else microsip.exe), window, exe or simulator.",
+    ),
+    Setting(
+        "control_cooldown",
+        1.0,
+        "Seconds a dial waits after the previous control command (e.g. a hang-up), so the SIP "
+        "server clears the session first; the daemon applies it across all clients.",
+    ),
+    Setting(
+        "control_rate",
+        10.0,
+        "Control commands a second the daemon's API accepts (more get 429); 0: no limit.",
+    ),
+    Setting(
+        "dial_timeout",
+        15.0,
+        "Seconds a dial through the bridge waits for MicroSIP's outgoing event before its call "
+        "ends as not_placed.",
+    ),
 )
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
 

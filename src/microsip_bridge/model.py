@@ -79,6 +79,7 @@ class Outcome(enum.StrEnum):
     CANCELLED = "cancelled"  # outgoing ended before connecting (the user hung up)
     FAILED = "failed"  # outgoing ended before connecting with an error (404, 5xx...), per [Calls]
     UNKNOWN = "unknown"  # ended, but the events do not say how
+    NOT_PLACED = "not_placed"  # a dial sent through the bridge that MicroSIP never placed
 
 
 def new_call_id(ts: float) -> str:

@@ -17,6 +17,7 @@ from microsip_bridge.calls.sweep import Reconciler, Sweeper, SweepResult
 from microsip_bridge.calls.writer import Periodic, Writer
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import Call, EventRecord
+from microsip_bridge.store import repo
 from microsip_bridge.wire import encode_record
 
 if TYPE_CHECKING:
@@ -193,6 +194,39 @@ class Ingestor:
         """Apply the call timeouts now; returns the calls they closed."""
         result = self._writer.run_soon("expire", self._recorder.expire).result(timeout)
         assert isinstance(result, list)
+        return result
+
+    def open_dial(self, number: str, reported: Iterable[str], timeout: float | None = None) -> Call:
+        """Open (and store) a pending outgoing call for a dial about to be sent; its
+        ``outgoing`` event binds to it (calls/state.py). Returns the call, with its id."""
+        numbers = tuple(reported)
+
+        def work() -> Call:
+            recorder = self._recorder
+            recorder.ensure_loaded()
+            call = recorder.tracker.open_dial(number, numbers, recorder.clock(), timeout=timeout)
+            with recorder.transaction() as conn:
+                repo.save_calls(conn, [call])
+            return call
+
+        result = self._writer.run_soon("dial", work).result(JOB_TIMEOUT)
+        assert isinstance(result, Call)
+        return result
+
+    def cancel_dial(self, call_id: str) -> Call | None:
+        """Close a pending dial as never placed now (MicroSIP dropped it, or it could not be
+        sent); returns the call, or None when it was no longer pending."""
+
+        def work() -> Call | None:
+            recorder = self._recorder
+            call = recorder.tracker.cancel_dial(call_id, recorder.clock())
+            if call is not None:
+                with recorder.transaction() as conn:
+                    repo.save_calls(conn, [call])
+            return call
+
+        result = self._writer.run_soon("dial", work).result(JOB_TIMEOUT)
+        assert result is None or isinstance(result, Call)
         return result
 
     # --- on the worker ------------------------------------------------------------------------

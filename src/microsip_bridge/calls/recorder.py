@@ -307,6 +307,7 @@ def _same_kind_of_tracker(tracker: CallTracker) -> Callable[[], CallTracker]:
             stale_timeout=tracker.stale_timeout,
             reorder_window=tracker.reorder_window,
             keep_closed=tracker.keep_closed,
+            dial_timeout=tracker.dial_timeout,
         )
 
     return make

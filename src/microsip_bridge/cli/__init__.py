@@ -68,6 +68,46 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "microsip_bridge.cli.calls:events",
         "Print the event log: every hook event the daemon stored, oldest first, with its cursor.",
     ),
+    "dial": (
+        "microsip_bridge.cli.control:dial",
+        "Call NUMBER (a number, user@host, or a sip:/tel: URI; ',' adds post-dial DTMF).",
+    ),
+    "answer": (
+        "microsip_bridge.cli.control:answer",
+        "Answer the first incoming call that is still ringing.",
+    ),
+    "hangup": (
+        "microsip_bridge.cli.control:hangup",
+        "Hang up calls: by default every call except incoming ones still ringing.",
+    ),
+    "dtmf": (
+        "microsip_bridge.cli.control:dtmf",
+        "Send DTMF DIGITS (0-9 * # A-D) on the selected call.",
+    ),
+    "transfer": (
+        "microsip_bridge.cli.control:transfer",
+        "Blind-transfer the selected call to NUMBER.",
+    ),
+    "hold": (
+        "microsip_bridge.cli.control:hold",
+        "Toggle hold on the selected call (MicroSIP has no separate resume).",
+    ),
+    "mute": (
+        "microsip_bridge.cli.control:mute",
+        "Mute the microphone (or the speaker).",
+    ),
+    "unmute": (
+        "microsip_bridge.cli.control:unmute",
+        "Unmute the microphone (or the speaker).",
+    ),
+    "message": (
+        "microsip_bridge.cli.control:message",
+        "Send TEXT to NUMBER as a SIP instant message.",
+    ),
+    "account": (
+        "microsip_bridge.cli.control:account",
+        "Make [AccountINDEX] the active account (MicroSIP saves it and re-registers; 3.20+).",
+    ),
 }
 
 

@@ -105,8 +105,11 @@ def _serve(
         or bool(os.environ.get("MICROSIP_INI"))
         or bool(config["microsip"])
     )
+    exe: Path | None = None
     try:
-        ini: Path | None = locate_files(microsip_path, ini_path, None).ini
+        location = locate_files(microsip_path, ini_path, None)
+        ini: Path | None = location.ini
+        exe = location.exe
     except NotFoundError as exc:
         if explicit:
             raise
@@ -115,7 +118,7 @@ def _serve(
         )
         ini = None
     settings = DaemonSettings.from_config(
-        config, bridge_home(), host=host, port=port, database=database, ini=ini
+        config, bridge_home(), host=host, port=port, database=database, ini=ini, exe=exe
     )
     stopped_by = run(settings, announce=click.echo)
     click.echo(f"stopped ({stopped_by})" if stopped_by else "stopped")

@@ -40,12 +40,14 @@ from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
 from microsip_bridge.errors import (
     BridgeError,
+    CommandDroppedError,
+    MicroSIPNotRunningError,
     MicroSIPRunningError,
     NotFoundError,
     StoreUnavailableError,
 )
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import api_calls, api_microsip, auth, guard, ws
+from microsip_bridge.server import api_calls, api_microsip, auth, control, guard, ws
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
@@ -85,6 +87,8 @@ class Health(BaseModel):
 HTTP_STATUS: dict[type[BridgeError], int] = {
     NotStoredError: 503,  # not stored now: sending it again later is safe
     MicroSIPRunningError: 409,
+    MicroSIPNotRunningError: 409,
+    CommandDroppedError: 503,  # MicroSIP answered 1: its SIP stack is down
     NotFoundError: 404,
     StoreUnavailableError: 503,  # the database did not answer: asking again later may work
     BridgeError: 422,  # what the request asks for cannot be done as it is
@@ -114,7 +118,7 @@ def create_app(
     if ingestor is None:
         ingestor = Ingestor(
             engine,
-            CallTracker(reject_timeout=settings.reject_timeout),
+            CallTracker(reject_timeout=settings.reject_timeout, dial_timeout=settings.dial_timeout),
             ini=settings.ini,
             home=settings.home,
             spool_interval=settings.spool_interval,
@@ -154,6 +158,8 @@ def create_app(
     app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
     # Added last, so outermost: it sees the 421s of the Host check too.
     app.add_middleware(CloseUnreadBodyMiddleware)
+
+    app.include_router(control.router)
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:

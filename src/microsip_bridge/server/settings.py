@@ -36,16 +36,30 @@ class DaemonSettings:
     # Read by the API: which hook program counts as ours, the largest Contacts.xml it reads.
     hook_program: str = DEFAULTS["hook_program"]
     max_file_mb: int = DEFAULTS["max_file_mb"]
+    exe: Path | None = None  # MicroSIP's exe, when known: the microsip.exe control transport
+    control_transport: str = DEFAULTS["control_transport"]
+    control_cooldown: float = DEFAULTS["control_cooldown"]
+    control_rate: float = DEFAULTS["control_rate"]
+    dial_timeout: float = DEFAULTS["dial_timeout"]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise BridgeError(f"port must be 0-65535, not {self.port}")
         if not self.host.strip():
             raise BridgeError("host must not be empty")
-        for name in ("reject_timeout", "spool_interval", "sweep_interval", "commit_timeout"):
+        names = ("reject_timeout", "spool_interval", "sweep_interval", "commit_timeout")
+        for name in (*names, "dial_timeout"):
             value = getattr(self, name)
             if not value > 0:
                 raise BridgeError(f"{name} must be more than 0 seconds, not {value}")
+        if self.control_transport not in ("auto", "window", "exe", "simulator"):
+            raise BridgeError(
+                "control_transport must be auto, window, exe or simulator, not "
+                f"{self.control_transport!r}"
+            )
+        for name in ("control_cooldown", "control_rate"):
+            if not getattr(self, name) >= 0:
+                raise BridgeError(f"{name} must not be negative")
 
     @classmethod
     def from_config(cls, config: Config, home: Path, **overrides: Any) -> DaemonSettings:
