@@ -56,3 +56,9 @@ class NotFoundError(BridgeError):
     """A MicroSIP file or folder that was asked for does not exist."""
 
     exit_code = 4
+
+
+class DaemonNotRunningError(BridgeError):
+    """A command needs the daemon (`microsip-bridge serve`), and none runs for this home."""
+
+    exit_code = 3

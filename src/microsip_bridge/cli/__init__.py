@@ -10,6 +10,7 @@ import click
 from microsip_bridge import __version__
 from microsip_bridge.cli import calls, config, contacts, doctor, history, hooks, serve, sim
 from microsip_bridge.cli._common import State
+from microsip_bridge.cli.open import open_dashboard
 from microsip_bridge.errors import BridgeError
 
 PROG = "microsip-bridge"
@@ -41,6 +42,7 @@ for command in (
     config.config,
     sim.sim,
     serve.serve,
+    open_dashboard,
     calls.calls,
     calls.events,
 ):

@@ -1,8 +1,9 @@
 """Who may use the daemon's API: one check for HTTP routes and WebSockets alike.
 
-Every route but the health probe needs the API token (``Authorization: Bearer <token file>``).
-Routers declare ``dependencies=[Depends(require_auth)]``; a WebSocket route calls
-:func:`authorized` before it accepts.
+Every route but the health probe (and ``/login``, which takes a one-time code) needs the API
+token (``Authorization: Bearer <token file>``) or the dashboard's session cookie
+(:mod:`.sessions`). Routers declare ``dependencies=[Depends(require_auth)]``; a WebSocket route
+calls :func:`authorized` before it accepts.
 """
 
 from __future__ import annotations
@@ -12,13 +13,28 @@ from starlette.requests import HTTPConnection
 
 from microsip_bridge.server.security import bearer_token, tokens_equal
 
-UNAUTHORIZED = "missing or wrong token (Authorization: Bearer <the token file's text>)"
+UNAUTHORIZED = (
+    "missing or wrong token (Authorization: Bearer <the token file's text>), and no dashboard "
+    "session (log in with `microsip-bridge open`)"
+)
 
 
 def authorized(conn: HTTPConnection) -> bool:
-    """Whether the request or WebSocket ``conn`` carries the daemon's token."""
-    given = bearer_token(conn.headers.get("authorization"))
-    return given is not None and tokens_equal(given, conn.app.state.token)
+    """Whether the request or WebSocket ``conn`` carries the daemon's token or the cookie of an
+    open session. A wrong token is refused even beside a good cookie: the client meant it."""
+    state = conn.app.state
+    header = conn.headers.get("authorization")
+    if header is not None:
+        given = bearer_token(header)
+        return given is not None and tokens_equal(given, state.token)
+    return session_value(conn) is not None
+
+
+def session_value(conn: HTTPConnection) -> str | None:
+    """The value of ``conn``'s session cookie when it names an open session, else None."""
+    state = conn.app.state
+    value = conn.cookies.get(state.session_cookie)
+    return value if value is not None and state.sessions.valid(value) else None
 
 
 def check(conn: HTTPConnection, detail: str = UNAUTHORIZED) -> None:
