@@ -70,7 +70,7 @@ async def login(request: Request, once: str = "") -> Response:
             samesite="strict",
         )
         return response
-    if auth.session_value(request) is not None:
+    if auth.authorized(request):  # already logged in: a second click on the link
         return RedirectResponse("/", status_code=303, headers=PRIVATE_HEADERS)
     return HTMLResponse(LOGIN_NEEDED, status_code=401, headers=PRIVATE_HEADERS)
 

@@ -203,8 +203,8 @@ class DaemonServer(uvicorn.Server):
         lines = [f"microsip-bridge {__version__}: {listening} (pid {os.getpid()})"]
         if not is_loopback(bound):
             lines.append(
-                "  WARNING: public: other machines can reach this daemon; its API has no TLS, so "
-                "the token, the login links and the calls cross the network in clear text"
+                "  WARNING: other machines can reach this daemon (--public); its API has no "
+                "TLS, so the token, the login links and the calls cross the network in clear text"
             )
         if self.login_link is not None:
             lines.append(
