@@ -161,10 +161,10 @@ class DaemonServer(uvicorn.Server):
         host = self.settings.connect_host if self.settings.host in WILDCARD_HOSTS else name[0]
         self.address = (host, int(name[1]))
         write_daemon_file(self.settings.home, host, int(name[1]), database=self._database())
-        if self.on_listening is not None:
-            self.on_listening(host, int(name[1]))
         if self.announce is not None:
             self.announce(self._banner(host, int(name[1])))
+        if self.on_listening is not None:
+            self.on_listening(host, int(name[1]))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # First: new hooks spool instead of waiting for a daemon that is going away.
