@@ -65,6 +65,13 @@ class Served:
 
 async def _test_ws(websocket: WebSocket) -> None:
     """A WebSocket route as the house writes them: the check, then accept and speak."""
+    if await auth.accept_authorized(websocket):
+        await websocket.send_json({"event": "ring", "cursor": 1})
+        await websocket.close()
+
+
+async def _test_ws_by_hand(websocket: WebSocket) -> None:
+    """The same with the check written out (a close before accepting: a 403)."""
     if not auth.authorized(websocket):
         await websocket.close(code=1008)
         return
@@ -82,6 +89,7 @@ def served(home: Path, **changes: object) -> Iterator[Served]:
     settings = DaemonSettings(home=home).with_(**{**values, **changes})
     app = create_app(settings)
     app.add_api_websocket_route(TEST_WS_PATH, _test_ws)
+    app.add_api_websocket_route(TEST_WS_PATH + "-by-hand", _test_ws_by_hand)
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on")
     )
@@ -224,6 +232,7 @@ def ws_refused(
 
 def test_every_websocket_is_refused_before_any_message(daemon: Served) -> None:
     cookie = f"{daemon.app.state.session_cookie}={WRONG_TOKEN}"
+    assert ws_refused(daemon, TEST_WS_PATH) == 401
     for path in ws_routes(daemon.app):
         assert ws_refused(daemon, path) in (401, 403), path
         assert ws_refused(daemon, path, headers=daemon.bearer(WRONG_TOKEN)) in (401, 403)
@@ -240,9 +249,13 @@ def test_every_websocket_is_refused_before_any_message(daemon: Served) -> None:
 
 def test_the_test_websocket_opens_with_the_token_or_a_session(daemon: Served) -> None:
     # So that the refusals above are the checks' doing.
-    for headers in (daemon.bearer(), {"Cookie": good_cookie(daemon)}):
+    for path, headers in (
+        (TEST_WS_PATH, daemon.bearer()),
+        (TEST_WS_PATH, {"Cookie": good_cookie(daemon)}),
+        (TEST_WS_PATH + "-by-hand", daemon.bearer()),
+    ):
         with ws_connect(
-            ws_uri(daemon, TEST_WS_PATH),
+            ws_uri(daemon, path),
             origin=daemon.origin,  # type: ignore[arg-type]
             additional_headers=headers,
             open_timeout=10,
