@@ -45,10 +45,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "host",
         "127.0.0.1",
-        "Address the daemon (`serve`) listens on. Keep it on loopback: the API has no TLS.",
+        "Address the daemon (`serve`) listens on. Keep it on loopback: the API has no TLS; any "
+        "other address needs `public`.",
     ),
     # Not registered with IANA and not used by common servers (5797 is free in /etc/services).
     Setting("port", 5797, "Port the daemon listens on (0 picks a free one)."),
+    Setting(
+        "public",
+        False,
+        "Let `serve` listen on an address other machines can reach (as --public does); without "
+        "it any host but loopback is refused.",
+    ),
+    Setting(
+        "allowed_hosts",
+        "",
+        "Host names, comma-separated, that requests may name besides loopback (the Host header, "
+        "checked against DNS rebinding), e.g. the PC's name when the daemon is public.",
+    ),
+    Setting(
+        "allowed_origins",
+        "",
+        "Web origins (scheme://host[:port]), comma-separated, whose pages may use the API besides "
+        "the daemon's own, e.g. https://crm.example.com.",
+    ),
+    Setting(
+        "session_days",
+        7.0,
+        "Days a dashboard login lasts before `microsip-bridge open` is needed again.",
+    ),
     Setting(
         "database",
         "",

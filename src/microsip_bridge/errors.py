@@ -60,6 +60,8 @@ class NotFoundError(BridgeError):
 
 class StoreUnavailableError(BridgeError):
     """The database did not answer (the server answers 503: asking again later may work)."""
+
+
 class RefusedCommandError(CommandError):
     """A control command was refused before it was sent: bad input, or a command MicroSIP would
     misread (/reset, control characters, a second command hidden in an argument)."""
@@ -84,3 +86,9 @@ class RateLimitedError(BridgeError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class DaemonNotRunningError(BridgeError):
+    """A command needs the daemon (`microsip-bridge serve`), and none runs for this home."""
+
+    exit_code = 3

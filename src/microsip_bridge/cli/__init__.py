@@ -108,6 +108,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "microsip_bridge.cli.control:account",
         "Make [AccountINDEX] the active account (MicroSIP saves it and re-registers; 3.20+).",
     ),
+    "open": (
+        "microsip_bridge.cli.open:open_dashboard",
+        "Open the dashboard in your browser, logged in.",
+    ),
 }
 
 

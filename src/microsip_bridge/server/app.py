@@ -17,6 +17,10 @@ builds the app), so tests and other programs can serve it with any ASGI server.
 * The read API (token): the call log in :mod:`.api_calls`, MicroSIP and the daemon's state in
   :mod:`.api_microsip`.
 * ``WS /api/v1/events/ws`` (token): the event log, replayed and live (server/ws.py).
+* The login routes (:mod:`.login`) and the dashboard's page (:mod:`.dashboard`).
+
+Middleware, outermost first: unread bodies close the connection, the Host check (421), the
+Origin allow-list with CORS (403, :mod:`.cors`).
 """
 
 from __future__ import annotations
@@ -47,12 +51,28 @@ from microsip_bridge.errors import (
     StoreUnavailableError,
 )
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import api_calls, api_microsip, auth, control, guard, ws
+from microsip_bridge.server import (
+    api_calls,
+    api_microsip,
+    auth,
+    control,
+    dashboard,
+    guard,
+    login,
+    ws,
+)
+from microsip_bridge.server.cors import OriginMiddleware, own_origins
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
     allowed_hosts,
     ensure_token,
+)
+from microsip_bridge.server.sessions import (
+    SESSIONS_NAME,
+    LoginCodes,
+    Sessions,
+    session_cookie_name,
 )
 from microsip_bridge.server.settings import DaemonSettings
 from microsip_bridge.wire import HOOK_EVENTS_PATH, record_schema
@@ -63,8 +83,8 @@ DOCS_PATH = "/docs"
 # The longest record the hook writes is about 6 KiB (a 1024-character number, fully escaped).
 MAX_BODY_BYTES = 16 * 1024
 DOCS_UNAUTHORIZED = (
-    "the API docs need the token too (Authorization: Bearer <the token file's text>), which a "
-    "browser cannot send yet: fetch /api/v1/openapi.json with it instead"
+    "the API docs need a login: run `microsip-bridge open` for a browser, or send "
+    "Authorization: Bearer <the token file's text>"
 )
 
 
@@ -110,7 +130,10 @@ def create_app(
     (created on the first start) and its :class:`Ingestor` (default: a new one with a
     :class:`CallTracker`). The app's lifespan starts the ingestor (migrating the store) unless
     it is already started, and stops it. ``app.state`` holds ``settings``, ``engine``,
-    ``ingestor``, ``token`` and ``feed`` (the :class:`EventHub` of the event WebSocket)."""
+    ``ingestor``, ``token``, ``feed`` (the :class:`EventHub` of the event WebSocket),
+    ``login_codes``, ``sessions`` and ``session_cookie`` (its name).
+    ``settings.port`` must be the port served (not 0): the daemon's own origins and its cookie
+    are named after it."""
     if engine is None:
         from microsip_bridge.store.engine import make_engine
 
@@ -155,7 +178,15 @@ def create_app(
     app.state.ingestor = ingestor
     app.state.token = token
     app.state.feed = feed
-    app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
+    app.state.login_codes = LoginCodes()
+    app.state.sessions = Sessions(settings.home / SESSIONS_NAME, settings.session_days * 86400)
+    app.state.session_cookie = session_cookie_name(settings.port)
+    app.add_middleware(OriginMiddleware, allowed=own_origins(settings.port) | set(settings.origins))
+    app.add_middleware(
+        HostCheckMiddleware,
+        allowed=allowed_hosts(settings.host, settings.host_names),
+        ip_addresses=settings.public,
+    )
     # Added last, so outermost: it sees the 421s of the Host check too.
     app.add_middleware(CloseUnreadBodyMiddleware)
 
@@ -164,6 +195,10 @@ def create_app(
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=http_status(error))
+
+    app.include_router(login.router)
+    app.include_router(login.api)
+    app.include_router(dashboard.router)
 
     async def require_token_for_docs(request: Request) -> None:
         auth.check(request, DOCS_UNAUTHORIZED)
