@@ -56,3 +56,8 @@ class NotFoundError(BridgeError):
     """A MicroSIP file or folder that was asked for does not exist."""
 
     exit_code = 4
+
+
+class DirectoryUnavailableError(BridgeError):
+    """The contacts directory cannot be served now (no ini known, Contacts.xml unreadable or in
+    the middle of a write): MicroSIP then keeps the contacts it has and asks again later."""

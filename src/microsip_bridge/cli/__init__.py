@@ -8,7 +8,17 @@ import sys
 import click
 
 from microsip_bridge import __version__
-from microsip_bridge.cli import calls, config, contacts, doctor, history, hooks, serve, sim
+from microsip_bridge.cli import (
+    calls,
+    config,
+    contacts,
+    directory,
+    doctor,
+    history,
+    hooks,
+    serve,
+    sim,
+)
 from microsip_bridge.cli._common import State
 from microsip_bridge.errors import BridgeError
 
@@ -38,6 +48,7 @@ for command in (
     history.history,
     contacts.contacts,
     hooks.hooks,
+    directory.directory,
     config.config,
     sim.sim,
     serve.serve,

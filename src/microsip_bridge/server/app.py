@@ -34,9 +34,14 @@ from microsip_bridge import __version__
 from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
-from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
+from microsip_bridge.errors import (
+    BridgeError,
+    DirectoryUnavailableError,
+    MicroSIPRunningError,
+    NotFoundError,
+)
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import auth
+from microsip_bridge.server import auth, directory
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
@@ -75,6 +80,7 @@ class Health(BaseModel):
 # codes): the entry of the most specific class in the error's MRO wins.
 HTTP_STATUS: dict[type[BridgeError], int] = {
     NotStoredError: 503,  # not stored now: sending it again later is safe
+    DirectoryUnavailableError: 503,  # MicroSIP keeps its contacts and asks again later
     MicroSIPRunningError: 409,
     NotFoundError: 404,
     BridgeError: 422,  # what the request asks for cannot be done as it is
@@ -193,6 +199,8 @@ def create_app(
             {"cursor": result.cursor, "duplicate": result.duplicate, "call_id": result.call_id},
             status_code=202,
         )
+
+    app.include_router(directory.router)
 
     return app
 
