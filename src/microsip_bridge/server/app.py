@@ -14,6 +14,8 @@ builds the app), so tests and other programs can serve it with any ASGI server.
 * ``GET /api/v1/health`` (no token): ``{"status": "ok", "version": ...}``.
 * ``GET /api/v1/openapi.json`` and ``GET /docs`` (token): the OpenAPI document and its Swagger
   UI. They describe the API to whoever asks, so they are guarded like the API itself.
+* ``GET /directory.json`` and ``/directory.xml`` (the directory key, not the token): MicroSIP's
+  contacts directory with presence lamps (server/directory.py).
 """
 
 from __future__ import annotations
