@@ -66,48 +66,61 @@ def _plain(number: str) -> str:
     return number.translate(_SEPARATORS)
 
 
-def _names(contact_number: str, call_number: str) -> int:
-    """2: ``contact_number`` is ``call_number`` (its user part); 1: the suffix rule; 0: no."""
-    user = user_part(contact_number)
-    if not user or not call_number:
-        return 0
-    if user == call_number or _plain(user) == _plain(call_number):
-        return 2
-    plain, caller = _plain(user), _plain(call_number)
-    if len(plain) > 3 and caller.endswith(plain) and len(caller) - len(plain) <= 3:
-        return 1
-    return 0
+class PresenceIndex:
+    """MicroSIP's contacts (prepared as it holds them) indexed by the plain user part of each of
+    their numbers, so that a call's number finds the contacts it names in a few lookups."""
+
+    def __init__(self, contacts: Iterable[Contact]) -> None:
+        self.contacts = [p for p in map(prepare_contact, contacts) if p is not None]
+        self.by_plain: dict[str, list[Contact]] = {}
+        for contact in self.contacts:
+            for plain in {_plain(user_part(n)) for n in contact.numbers()}:
+                if plain:
+                    self.by_plain.setdefault(plain, []).append(contact)
+
+    def named_by(self, call_number: str) -> list[Contact]:
+        """The contacts ``call_number`` names: exact matches, else suffix matches."""
+        caller = _plain(call_number)
+        if not caller:
+            return []
+        exact = self.by_plain.get(caller)
+        if exact:
+            return exact
+        found: list[Contact] = []
+        for extra in range(1, 4):  # at most 3 characters of prefix, a number of more than 3
+            rest = caller[extra:]
+            if len(rest) > 3:
+                found += self.by_plain.get(rest, [])
+        return found
+
+    def presence(self, lines: Mapping[str, CallState]) -> list[PresenceUpdate]:
+        """The presence list given the numbers on calls now and their states; one entry per
+        contact number (see the module docstring)."""
+        lamps: dict[str, CallState] = {}
+        for call_number, state in lines.items():
+            for contact in self.named_by(call_number):
+                now = lamps.get(contact.number)
+                if now is None or _RANK[state] > _RANK[now]:
+                    lamps[contact.number] = state
+        out: list[PresenceUpdate] = []
+        seen: set[str] = set()
+        for contact in self.contacts:
+            if contact.number in seen:
+                continue
+            seen.add(contact.number)
+            lamp = lamps.get(contact.number)
+            if lamp is not None:
+                out.append(PresenceUpdate(contact.number, status_of(lamp)))
+            elif not contact.presence:
+                out.append(PresenceUpdate(contact.number, STATUS_IDLE))
+        return out
 
 
 def presence_for(
     contacts: Sequence[Contact], lines: Mapping[str, CallState]
 ) -> list[PresenceUpdate]:
-    """The presence list for ``contacts`` (as MicroSIP loaded them) given the numbers on calls
-    now and their states (see the module docstring); one entry per contact number."""
-    prepared = [p for p in map(prepare_contact, contacts) if p is not None]
-    lamps: dict[str, CallState] = {}
-    for call_number, state in lines.items():
-        exact: list[Contact] = []
-        suffix: list[Contact] = []
-        for contact in prepared:
-            best = max((_names(n, call_number) for n in contact.numbers()), default=0)
-            (exact if best == 2 else suffix if best == 1 else []).append(contact)
-        for contact in exact or suffix:
-            now = lamps.get(contact.number)
-            if now is None or _RANK[state] > _RANK[now]:
-                lamps[contact.number] = state
-    out: list[PresenceUpdate] = []
-    seen: set[str] = set()
-    for contact in prepared:
-        if contact.number in seen:
-            continue
-        seen.add(contact.number)
-        lamp = lamps.get(contact.number)
-        if lamp is not None:
-            out.append(PresenceUpdate(contact.number, status_of(lamp)))
-        elif not contact.presence:
-            out.append(PresenceUpdate(contact.number, STATUS_IDLE))
-    return out
+    """:meth:`PresenceIndex.presence` of ``contacts`` (as MicroSIP loaded them)."""
+    return PresenceIndex(contacts).presence(lines)
 
 
 def directory_items(contacts: Iterable[Contact]) -> list[Contact]:
@@ -115,8 +128,21 @@ def directory_items(contacts: Iterable[Contact]) -> list[Contact]:
     return [c for c in contacts if c.directory]
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """MicroSIP's contacts as read once: the items to serve and the index for presence."""
+
+    contacts: list[Contact]
+    items: list[Contact]
+    index: PresenceIndex
+
+    @classmethod
+    def of(cls, contacts: Sequence[Contact]) -> Snapshot:
+        return cls(list(contacts), directory_items(contacts), PresenceIndex(contacts))
+
+
 def render(
-    contacts: Sequence[Contact],
+    contacts: Sequence[Contact] | Snapshot,
     lines: Mapping[str, CallState],
     fmt: str = "json",
     refresh: int = DEFAULT_REFRESH,
@@ -124,21 +150,24 @@ def render(
     """The response body and its media type, in MicroSIP's usersDirectory shapes (facts §4.6):
     JSON ``{"refresh", "silent", "items", "presence"}`` or XML ``<contacts refresh silent>``.
     ``silent``: no error balloon in MicroSIP when the daemon is briefly away."""
-    items = directory_items(contacts)
+    snap = contacts if isinstance(contacts, Snapshot) else Snapshot.of(contacts)
     if fmt == "json":
         text = to_directory_json(
-            items, refresh=refresh, silent=True, presence=presence_for(contacts, lines)
+            snap.items, refresh=refresh, silent=True, presence=snap.index.presence(lines)
         )
         return text.encode("utf-8"), "application/json"
     if fmt == "xml":
-        return to_directory_xml(items, refresh=refresh, silent=True), "application/xml"
+        return to_directory_xml(snap.items, refresh=refresh, silent=True), "application/xml"
     raise BridgeError(f"no directory format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     signature: tuple[int, int, int]
-    contacts: list[Contact]
+    snapshot: Snapshot
+
+
+_EMPTY = Snapshot.of([])
 
 
 class ContactsSource:
@@ -154,6 +183,10 @@ class ContactsSource:
 
     def contacts(self) -> list[Contact]:
         """The contacts MicroSIP loads; [] when it has no Contacts.xml yet."""
+        return self.snapshot().contacts
+
+    def snapshot(self) -> Snapshot:
+        """:class:`Snapshot` of the contacts MicroSIP loads (empty: no Contacts.xml yet)."""
         if self.path is None:
             raise DirectoryUnavailableError(
                 "the daemon does not know MicroSIP's microsip.ini (start it with --ini or "
@@ -164,9 +197,9 @@ class ContactsSource:
                 before = _signature(self.path)
             except FileNotFoundError:
                 self._loaded = None
-                return []
+                return _EMPTY
             if self._loaded is not None and self._loaded.signature == before:
-                return self._loaded.contacts
+                return self._loaded.snapshot
             try:
                 contacts = read_contacts(self.path).loaded_by_microsip()
                 after = _signature(self.path)
@@ -177,8 +210,8 @@ class ContactsSource:
                 ) from None
             if after != before:
                 raise DirectoryUnavailableError("Contacts.xml changed while it was read")
-            self._loaded = _Loaded(before, contacts)
-            return contacts
+            self._loaded = _Loaded(before, Snapshot.of(contacts))
+            return self._loaded.snapshot
 
 
 def _signature(path: Path) -> tuple[int, int, int]:

@@ -71,7 +71,7 @@ async def _serve(request: Request, fmt: str, key: str | None, refresh: int) -> R
     lines = request.app.state.ingestor.tracker.line_states()
 
     def build() -> tuple[bytes, str]:
-        return render(source.contacts(), lines, fmt, refresh)
+        return render(source.snapshot(), lines, fmt, refresh)
 
     body, media_type = await anyio.to_thread.run_sync(build)
     # WinINet caches GET responses: a cached copy would freeze the lamps.
