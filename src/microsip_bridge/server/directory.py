@@ -23,14 +23,18 @@ from microsip_bridge.directory.service import ContactsSource, render
 
 UNAUTHORIZED = "missing or wrong directory key (?key=<key>, or basic auth with the key as password)"
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="microsip-bridge directory", charset="UTF-8"'}
-_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {
-        "description": "MicroSIP's usersDirectory response (facts §4.6)",
-        "content": {"application/json": {}, "application/xml": {}},
-    },
-    401: {"description": UNAUTHORIZED},
-    503: {"description": "the contacts cannot be read now; MicroSIP keeps its own"},
-}
+
+
+def _responses(media_type: str) -> dict[int | str, dict[str, object]]:
+    return {
+        200: {
+            "description": "MicroSIP's usersDirectory response",
+            "content": {media_type: {}},
+        },
+        401: {"description": UNAUTHORIZED},
+        503: {"description": "the contacts cannot be read now; MicroSIP keeps its own"},
+    }
+
 
 router = APIRouter(tags=["directory"])
 
@@ -84,7 +88,7 @@ _REFRESH = Query(
 )
 
 
-@router.get("/directory.json", responses=_RESPONSES, response_class=Response)
+@router.get("/directory.json", responses=_responses("application/json"), response_class=Response)
 async def directory_json(
     request: Request, key: str | None = _KEY, refresh: int = _REFRESH
 ) -> Response:
@@ -93,7 +97,7 @@ async def directory_json(
     return await _serve(request, "json", key, refresh)
 
 
-@router.get("/directory.xml", responses=_RESPONSES, response_class=Response)
+@router.get("/directory.xml", responses=_responses("application/xml"), response_class=Response)
 async def directory_xml(
     request: Request, key: str | None = _KEY, refresh: int = _REFRESH
 ) -> Response:
