@@ -92,3 +92,8 @@ class DaemonNotRunningError(BridgeError):
     """A command needs the daemon (`microsip-bridge serve`), and none runs for this home."""
 
     exit_code = 3
+
+
+class DirectoryUnavailableError(BridgeError):
+    """The contacts directory cannot be served now (no ini known, Contacts.xml unreadable or in
+    the middle of a write): MicroSIP then keeps the contacts it has and asks again later."""

@@ -426,6 +426,27 @@ class CallTracker:
         """Copies of the calls not ended yet, oldest first."""
         return [t.call.copy() for t in sorted(self._open_tracks(), key=self._age)]
 
+    def line_states(self) -> dict[str, CallState]:
+        """Each number on a call not ended, with that call's state (connected wins over ringing
+        and dialing). Read-only, and safe from another thread than the one feeding the tracker
+        (the directory's presence): the open calls are copied in one step and two fields read
+        from each, so the answer may be one event behind, never torn."""
+        for _ in range(3):
+            try:
+                tracks = list(self._open.values())
+                break
+            except RuntimeError:  # changed size during the copy: take it again
+                continue
+        else:
+            return {}
+        states: dict[str, CallState] = {}
+        for track in tracks:
+            number, state = track.call.number, track.call.state
+            busy = states.get(number) is CallState.CONNECTED
+            if number and state is not CallState.ENDED and not busy:
+                states[number] = state
+        return states
+
     def get(self, call_id: str) -> Call | None:
         """A copy of a call the tracker still remembers."""
         track = self._tracks.get(call_id)

@@ -112,6 +112,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "microsip_bridge.cli.open:open_dashboard",
         "Open the dashboard in your browser, logged in.",
     ),
+    "directory": (
+        "microsip_bridge.cli.directory:directory",
+        "Serve MicroSIP its contacts, with presence lamps from the calls the daemon sees.",
+    ),
 }
 
 

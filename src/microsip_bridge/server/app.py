@@ -21,6 +21,8 @@ builds the app), so tests and other programs can serve it with any ASGI server.
 
 Middleware, outermost first: unread bodies close the connection, the Host check (421), the
 Origin allow-list with CORS (403, :mod:`.cors`).
+* ``GET /directory.json`` and ``/directory.xml`` (the directory key, not the token): MicroSIP's
+  contacts directory with presence lamps (server/directory.py).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from microsip_bridge.calls.writer import NotStoredError
 from microsip_bridge.errors import (
     BridgeError,
     CommandDroppedError,
+    DirectoryUnavailableError,
     MicroSIPNotRunningError,
     MicroSIPRunningError,
     NotFoundError,
@@ -57,6 +60,7 @@ from microsip_bridge.server import (
     auth,
     control,
     dashboard,
+    directory,
     guard,
     login,
     ws,
@@ -106,6 +110,7 @@ class Health(BaseModel):
 # codes): the entry of the most specific class in the error's MRO wins.
 HTTP_STATUS: dict[type[BridgeError], int] = {
     NotStoredError: 503,  # not stored now: sending it again later is safe
+    DirectoryUnavailableError: 503,  # MicroSIP keeps its contacts and asks again later
     MicroSIPRunningError: 409,
     MicroSIPNotRunningError: 409,
     CommandDroppedError: 503,  # MicroSIP answered 1: its SIP stack is down
@@ -254,6 +259,8 @@ def create_app(
     app.include_router(ws.router)
     app.include_router(api_calls.router)
     app.include_router(api_microsip.router)
+    app.include_router(directory.router)
+
     return app
 
 
