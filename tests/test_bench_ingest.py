@@ -45,8 +45,18 @@ def test_quick_mode_prints_the_medians(
     out = capsys.readouterr().out
     assert "daemon ingest: 500 events per run, median of 3 runs" in out
     measured = rates(out)
-    assert set(measured) == {"serial", "grouped (100 at once)", "floor: raw sqlite3, 1/commit"}
+    assert set(measured) == {
+        "serial",
+        "grouped (100 at once)",
+        "floor: raw sqlite3, 1/commit",
+        "floor: raw sqlite3, 100/commit",
+    }
     assert all(value > 0 for value in measured.values())
+    # The share of its floor, measured in the same run: what the machine's load moves least.
+    share = re.search(r"^grouped ingest / its floor: (\d+\.\d\d) \(the same run\)$", out, re.M)
+    assert share is not None
+    expected = measured["grouped (100 at once)"] / measured["floor: raw sqlite3, 100/commit"]
+    assert abs(float(share[1]) - expected) < 0.01 + expected * 0.001
     assert "postgresql: skipped" in out
     assert re.search(r">= 10,000 events/s grouped on SQLite .*: (met|MISSED) \(", out)
 
@@ -62,8 +72,8 @@ def test_quick_mode_on_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
     )
     out = capsys.readouterr().out
     assert "postgresql (postgresql+psycopg://" in out
-    # Two SQLite modes and the floor, then the two PostgreSQL modes.
-    assert len(re.findall(r" events/s$", out, flags=re.MULTILINE)) == 5
+    # Two SQLite modes and the two floors, then the two PostgreSQL modes.
+    assert len(re.findall(r" events/s$", out, flags=re.MULTILINE)) == 6
 
 
 def test_both_feeders_store_every_event_once_through_the_ingestor(tmp_path: Path) -> None:

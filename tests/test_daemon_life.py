@@ -137,7 +137,7 @@ def test_the_home_and_everything_in_it_are_private(tmp_path: Path) -> None:
 
 
 def test_every_address_is_said_as_it_is_with_a_warning(bridge_home: Path) -> None:
-    proc = start_serve(bridge_home, "--host", "0.0.0.0")
+    proc = start_serve(bridge_home, "--host", "0.0.0.0", "--public")
     try:
         info = wait_for_daemon_file(bridge_home, proc)
     finally:

@@ -154,7 +154,7 @@ def test_the_api_description_needs_the_token_and_health_does_not(daemon: Daemon)
         assert refused.headers["www-authenticate"] == "Bearer"
         docs = anonymous.get("/docs")
         assert docs.status_code == 401
-        assert "browser cannot send" in docs.json()["detail"]
+        assert "microsip-bridge open" in docs.json()["detail"]
         assert "\n" not in docs.json()["detail"]
     with httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {daemon.token}"}) as http:
         document = http.get("/api/v1/openapi.json").json()

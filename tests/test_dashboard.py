@@ -21,10 +21,15 @@ STATIC = Path(str(resources.files("microsip_bridge.server") / "static"))
 
 @pytest.fixture
 def client(bridge_home: Path) -> Iterator[httpx2.Client]:
-    """A real daemon; the client has no token (the page needs none)."""
+    """A real daemon and a client with its token."""
     with live_daemon(bridge_home) as daemon:
         host, port = daemon.wait_listening()
-        with httpx2.Client(base_url=f"http://{host}:{port}", timeout=30) as http:
+        token = (bridge_home / "token").read_text().strip()
+        with httpx2.Client(
+            base_url=f"http://{host}:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ) as http:
             yield http
 
 
@@ -70,7 +75,17 @@ def csp_directives(header: str) -> dict[str, list[str]]:
     return out
 
 
-def test_the_page_is_served_without_the_token_under_a_strict_csp(client: httpx2.Client) -> None:
+def test_without_a_login_the_page_says_how_to_log_in(client: httpx2.Client) -> None:
+    stranger = {"Authorization": ""}
+    del client.headers["Authorization"]
+    page = client.get("/", headers=stranger)
+    assert page.status_code == 401
+    assert "microsip-bridge open" in page.text
+    assert "dashboard.js" not in page.text
+    assert client.get("/static/dashboard.js").status_code == 401
+
+
+def test_the_page_is_served_under_a_strict_csp(client: httpx2.Client) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
@@ -84,8 +99,6 @@ def test_the_page_is_served_without_the_token_under_a_strict_csp(client: httpx2.
     assert "unsafe" not in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
-    # The page is public; the data is not.
-    assert client.get("/api/v1/openapi.json").status_code == 401
 
 
 def test_the_page_runs_nothing_inline_and_loads_only_its_own_assets(

@@ -5,6 +5,7 @@ every case (hostile names, a dropped feed, the last page of the log) is exact an
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -168,6 +169,9 @@ class Opened:
 
 def open_page(browser: Any, url: str, fake: FakeApi, viewport: dict[str, int]) -> Opened:
     context = browser.new_context(viewport=viewport)
+    # The page itself needs a login too; the API behind it is the fake one.
+    token = (Path(os.environ["MICROSIP_BRIDGE_HOME"]) / "token").read_text().strip()
+    context.set_extra_http_headers({"Authorization": f"Bearer {token}"})
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

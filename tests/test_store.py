@@ -941,6 +941,83 @@ def test_save_calls_writes_a_batch_and_links_each_event_once(db: Engine) -> None
     assert count(db, "calls") == 2
 
 
+def test_save_calls_without_linking_leaves_the_events_as_they_are(db: Engine) -> None:
+    # The daemon inserts its events linked already (insert_events) and saves with link=False.
+    call = a_call("c-1", events=["u1", "u2"])
+    with db.begin() as conn:
+        repo.record_events(conn, [rec("u1"), rec("u2")])
+        repo.set_event_call(conn, "u2", "c-other")
+        repo.save_calls(conn, [call], link=False)
+    with db.connect() as conn:
+        assert repo.get_call(conn, "c-1") == call
+        assert (repo.event_call_id(conn, "u1"), repo.event_call_id(conn, "u2")) == (None, "c-other")
+
+
+def test_logged_events_gives_the_cursor_and_call_of_those_in_the_log(db: Engine) -> None:
+    with db.begin() as conn:
+        (ca, _), (cb, _) = repo.record_events(conn, [rec("a"), rec("b")])
+        repo.set_event_call(conn, "b", "c-1")
+        assert repo.logged_events(conn, ["a", "b", "not-there"]) == {
+            "a": (ca, None),
+            "b": (cb, "c-1"),
+        }
+        assert repo.logged_events(conn, []) == {}
+        # More uids than one IN list takes: looked up in chunks, none lost.
+        many = [rec(f"m{i}") for i in range(1_200)]
+        cursors = [cursor for cursor, _ in repo.record_events(conn, many)]
+        logged = repo.logged_events(conn, [r.uid for r in many])
+    assert [logged[r.uid] for r in many] == [(cursor, None) for cursor in cursors]
+
+
+@pytest.mark.parametrize("returning", [True, False])
+def test_insert_events_links_each_row_and_refuses_a_uid_the_log_has(
+    db: Engine, returning: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not returning:
+        if db.dialect.name != "sqlite":
+            pytest.skip("only SQLite before 3.35 lacks RETURNING")
+        monkeypatch.setattr(db.dialect, "insert_returning", False)
+        monkeypatch.setattr(db.dialect, "insert_executemany_returning", False)
+    with db.begin() as conn:
+        assert repo.insert_events(conn, []) == {}
+        cursors = repo.insert_events(
+            conn, [repo.event_row(rec("a"), T0, "c-1"), repo.event_row(rec("b"), T0)]
+        )
+    assert set(cursors) == {"a", "b"} and cursors["a"] < cursors["b"]
+    # Another writer recorded "a" after the lookup: the caller must roll back, or it would
+    # place an event twice.
+    with pytest.raises(BridgeError, match="another writer") as caught, db.begin() as conn:
+        repo.insert_events(
+            conn, [repo.event_row(rec("new"), T0), repo.event_row(rec("a"), T0, "c-2")]
+        )
+    assert "'a'" in str(caught.value)
+    assert count(db) == 2
+    with db.connect() as conn:
+        assert repo.logged_events(conn, ["a", "b"]) == {
+            "a": (cursors["a"], "c-1"),
+            "b": (cursors["b"], None),
+        }
+
+
+def test_event_row_checks_the_values_and_carries_the_call() -> None:
+    row = repo.event_row(rec("a", pid=None), T0 + 1, "c-1")
+    assert row == {
+        "uid": "a",
+        "event": "ring",
+        "number": "5551234",
+        "fired_at": T0,
+        "received_at": T0 + 1,
+        "pid": None,
+        "source": "hook",
+        "call_id": "c-1",
+    }
+    with pytest.raises(BridgeError, match="NUL") as caught:
+        repo.event_row(rec("bad", number="1\x002"), T0)
+    assert caught.value.where == "event 'bad'"
+    with pytest.raises(BridgeError, match="not a time"):
+        repo.event_row(rec("late"), math.inf)
+
+
 @pytest.mark.parametrize("sample", HISTORIES, indirect=True)
 def test_list_calls_filters_and_limits(db: Engine, sample: Path) -> None:
     imported = [call for _, call in history_calls(sample)]

@@ -17,7 +17,10 @@ def texts(command: click.Command) -> list[str]:
     out = [command.help or "", command.short_help or "", command.epilog or ""]
     out += [getattr(param, "help", None) or "" for param in command.params]
     if isinstance(command, click.Group):
-        for sub in command.commands.values():
+        ctx = click.Context(command)  # the main group imports its commands when asked for them
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            assert sub is not None, name
             out += texts(sub)
     return out
 

@@ -45,10 +45,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "host",
         "127.0.0.1",
-        "Address the daemon (`serve`) listens on. Keep it on loopback: the API has no TLS.",
+        "Address the daemon (`serve`) listens on. Keep it on loopback: the API has no TLS; any "
+        "other address needs `public`.",
     ),
     # Not registered with IANA and not used by common servers (5797 is free in /etc/services).
     Setting("port", 5797, "Port the daemon listens on (0 picks a free one)."),
+    Setting(
+        "public",
+        False,
+        "Let `serve` listen on an address other machines can reach (as --public does); without "
+        "it any host but loopback is refused.",
+    ),
+    Setting(
+        "allowed_hosts",
+        "",
+        "Host names, comma-separated, that requests may name besides loopback (the Host header, "
+        "checked against DNS rebinding), e.g. the PC's name when the daemon is public.",
+    ),
+    Setting(
+        "allowed_origins",
+        "",
+        "Web origins (scheme://host[:port]), comma-separated, whose pages may use the API besides "
+        "the daemon's own, e.g. https://crm.example.com.",
+    ),
+    Setting(
+        "session_days",
+        7.0,
+        "Days a dashboard login lasts before `microsip-bridge open` is needed again.",
+    ),
     Setting(
         "database",
         "",
@@ -78,6 +102,29 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The program `hooks install` writes into microsip.ini: microsip-bridge-hook, or a "
         "Python interpreter; empty means this Python running the hook directly (the fastest).",
+    ),
+    Setting(
+        "control_transport",
+        "auto",
+        "How control commands reach MicroSIP: auto (the simulator if one runs in MicroSIP's "
+        "folder, else its window, else microsip.exe), window, exe or simulator.",
+    ),
+    Setting(
+        "control_cooldown",
+        1.0,
+        "Seconds a dial waits after the previous control command (e.g. a hang-up), so the SIP "
+        "server clears the session first; the daemon applies it across all clients.",
+    ),
+    Setting(
+        "control_rate",
+        10.0,
+        "Control commands a second the daemon's API accepts (more get 429); 0: no limit.",
+    ),
+    Setting(
+        "dial_timeout",
+        15.0,
+        "Seconds a dial through the bridge waits for MicroSIP's outgoing event before its call "
+        "ends as not_placed.",
     ),
 )
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}

@@ -297,3 +297,42 @@ def _check_contacts(diag: Diagnosis, max_bytes: int | None, named: bool) -> None
         diag.add(Level.WARNING, f"{path.name} {problem}")
     if len(diag.contacts.problems) > 5:
         diag.add(Level.WARNING, f"{len(diag.contacts.problems) - 5} more problems in {path.name}")
+
+
+def microsip_status(ini: Path | None, hook_program: str | PurePath | None) -> dict[str, Any]:
+    """What the daemon's status says of MicroSIP, whose ini is ``ini`` (None: the daemon knows
+    of none): ``microsip`` (found, folder, ini, version, running, detail: why it is not found
+    or cannot be read) and ``hooks``: the eight ``cmd*`` keys as ``hooks status`` sees them
+    (empty when the ini cannot be read). Never raises for a missing or damaged ini."""
+    from microsip_bridge.microsip.process import microsip_running
+
+    found = ini is not None and ini.is_file()
+    microsip: dict[str, Any] = {
+        "found": found,
+        "folder": None if ini is None else str(ini.parent),
+        "ini": None if ini is None else str(ini),
+        "version": None,
+        "running": None,
+        "detail": None,
+    }
+    hooks: list[dict[str, Any]] = []
+    if ini is None:
+        microsip["detail"] = "the daemon was started without a MicroSIP ini"
+    elif not found:
+        microsip["detail"] = f"no ini at {ini}"
+    else:
+        try:
+            microsip["running"] = microsip_running(ini)
+        except (BridgeError, OSError):
+            microsip["running"] = None  # cannot tell, as on a system without windows to ask
+        try:
+            doc = IniDocument.load(ini)
+        except BridgeError as exc:
+            microsip["detail"] = f"cannot read the ini: {exc}"
+        else:
+            microsip["version"] = doc.get("Settings", "version") or None
+            hooks = [
+                {"event": h.event.value, "key": h.key, "state": h.state.value, "detail": h.reason}
+                for h in hooks_status(doc, hook_program)
+            ]
+    return {"microsip": microsip, "hooks": hooks}

@@ -56,3 +56,44 @@ class NotFoundError(BridgeError):
     """A MicroSIP file or folder that was asked for does not exist."""
 
     exit_code = 4
+
+
+class StoreUnavailableError(BridgeError):
+    """The database did not answer (the server answers 503: asking again later may work)."""
+
+
+class RefusedCommandError(CommandError):
+    """A control command was refused before it was sent: bad input, or a command MicroSIP would
+    misread (/reset, control characters, a second command hidden in an argument)."""
+
+    exit_code = 2
+
+
+class MicroSIPNotRunningError(BridgeError):
+    """A control command cannot be sent: no running MicroSIP (or simulator) was found."""
+
+    exit_code = 3
+
+
+class CommandDroppedError(BridgeError):
+    """MicroSIP answered 1 to a command: dropped (its SIP stack is not running) or not
+    understood (facts §1.4)."""
+
+
+class RateLimitedError(BridgeError):
+    """Too many control commands in too short a time; ``retry_after`` says when to try again."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class DaemonNotRunningError(BridgeError):
+    """A command needs the daemon (`microsip-bridge serve`), and none runs for this home."""
+
+    exit_code = 3
+
+
+class DirectoryUnavailableError(BridgeError):
+    """The contacts directory cannot be served now (no ini known, Contacts.xml unreadable or in
+    the middle of a write): MicroSIP then keeps the contacts it has and asks again later."""

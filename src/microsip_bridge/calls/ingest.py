@@ -17,10 +17,13 @@ from microsip_bridge.calls.sweep import Reconciler, Sweeper, SweepResult
 from microsip_bridge.calls.writer import Periodic, Writer
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import Call, EventRecord
+from microsip_bridge.store import repo
 from microsip_bridge.wire import encode_record
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from microsip_bridge.calls.feed import EventHub
 
 logger = logging.getLogger("microsip_bridge.ingest")
 
@@ -52,7 +55,8 @@ class Ingestor:
     ``home``: where the spool is (None: no spool ingestion). Intervals are in seconds;
     ``clock`` gives Unix seconds (the hook's clock), for received times and timeouts.
     ``make_tracker`` builds an empty tracker like ``tracker`` (used to rebuild after a failed
-    transaction; default: same timeouts).
+    transaction; default: same timeouts). ``feed``: the hub every committed event is published
+    to (calls/feed.py; None: none).
 
     **Usage**::
 
@@ -77,6 +81,7 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         make_tracker: Callable[[], CallTracker] | None = None,
         cancel_texts: Iterable[str] = (),
+        feed: EventHub | None = None,
     ) -> None:
         if batch_size < 1 or spool_batch < 1:
             raise BridgeError("ingest batch sizes must be at least 1")
@@ -93,6 +98,7 @@ class Ingestor:
             clock=clock,
             make_tracker=make_tracker,
             complete=None if self._reconciler is None else self._reconciler.complete,
+            feed=feed,
         )
         periodic = [
             Periodic("expire", expire_interval, self._recorder.expire),
@@ -107,6 +113,15 @@ class Ingestor:
             else Sweeper(self._reconciler, self._recorder, self._on_writer, sweep_interval)
         )
         self._lock = threading.Lock()  # start
+
+    @property
+    def feed(self) -> EventHub | None:
+        """Where committed events are published (set it before :meth:`start`)."""
+        return self._recorder.feed
+
+    @feed.setter
+    def feed(self, hub: EventHub | None) -> None:
+        self._recorder.feed = hub
 
     @property
     def tracker(self) -> CallTracker:
@@ -179,6 +194,39 @@ class Ingestor:
         """Apply the call timeouts now; returns the calls they closed."""
         result = self._writer.run_soon("expire", self._recorder.expire).result(timeout)
         assert isinstance(result, list)
+        return result
+
+    def open_dial(self, number: str, reported: Iterable[str], timeout: float | None = None) -> Call:
+        """Open (and store) a pending outgoing call for a dial about to be sent; its
+        ``outgoing`` event binds to it (calls/state.py). Returns the call, with its id."""
+        numbers = tuple(reported)
+
+        def work() -> Call:
+            recorder = self._recorder
+            recorder.ensure_loaded()
+            call = recorder.tracker.open_dial(number, numbers, recorder.clock(), timeout=timeout)
+            with recorder.transaction() as conn:
+                repo.save_calls(conn, [call])
+            return call
+
+        result = self._writer.run_soon("dial", work).result(JOB_TIMEOUT)
+        assert isinstance(result, Call)
+        return result
+
+    def cancel_dial(self, call_id: str) -> Call | None:
+        """Close a pending dial as never placed now (MicroSIP dropped it, or it could not be
+        sent); returns the call, or None when it was no longer pending."""
+
+        def work() -> Call | None:
+            recorder = self._recorder
+            call = recorder.tracker.cancel_dial(call_id, recorder.clock())
+            if call is not None:
+                with recorder.transaction() as conn:
+                    repo.save_calls(conn, [call])
+            return call
+
+        result = self._writer.run_soon("dial", work).result(JOB_TIMEOUT)
+        assert result is None or isinstance(result, Call)
         return result
 
     # --- on the worker ------------------------------------------------------------------------

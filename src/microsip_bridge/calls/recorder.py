@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.errors import BridgeError
@@ -16,6 +16,8 @@ from microsip_bridge.store import repo
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+    from microsip_bridge.calls.feed import EventHub
 
 logger = logging.getLogger("microsip_bridge.ingest")
 
@@ -72,10 +74,11 @@ class IngestResult:
 class Recorder:
     """Writes events and calls to the store, with the call-state model in step.
 
-    One :meth:`write` is one transaction that records events in the event log
-    (``store.repo.record_events``: a uid seen before is a duplicate and changes nothing), feeds
-    the new ones to the tracker, lets ``complete`` finish the calls they ended (reconciliation
-    with ``[Calls]``, calls/sweep.py), and saves the changed calls with their events linked. If
+    One :meth:`write` is one transaction that looks the events up in the event log (a uid
+    seen before is a duplicate and changes nothing), feeds the new ones to the tracker, lets
+    ``complete`` finish the calls they ended (reconciliation with ``[Calls]``,
+    calls/sweep.py), inserts the new events already linked to their calls
+    (``store.repo.insert_events``: each row written once) and saves the changed calls. If
     a transaction fails (the database went away, the disk is full), the tracker is rebuilt from
     the store before the error goes on, so memory never runs ahead of the database.
 
@@ -83,7 +86,8 @@ class Recorder:
     ``clock`` gives Unix seconds (the hook's clock), for received times and timeouts.
     ``make_tracker`` builds an empty tracker like ``tracker`` (used to rebuild after a failed
     transaction; default: same timeouts). ``complete``: see :data:`Completer` (None: calls are
-    saved as the events left them). Not thread-safe: one writer thread uses it.
+    saved as the events left them). ``feed``: where each committed event is published
+    (calls/feed.py), after its commit. Not thread-safe: one writer thread uses it.
     """
 
     def __init__(
@@ -94,8 +98,11 @@ class Recorder:
         clock: Callable[[], float],
         make_tracker: Callable[[], CallTracker] | None = None,
         complete: Completer | None = None,
+        feed: EventHub | None = None,
     ) -> None:
         self.engine = engine
+        self.feed = feed
+        self._last_cursor = 0  # the highest cursor committed: the feed publishes above it
         self.tracker = tracker
         self.clock = clock
         self._make_tracker = make_tracker or _same_kind_of_tracker(tracker)
@@ -117,6 +124,7 @@ class Recorder:
                 if not c.is_open and c.updated_at >= now - keep
             ]
             every = calls + recent
+            self._last_cursor = max(self._last_cursor, repo.max_cursor(conn))
             linked = [
                 (e.call_id or c.call_id, e.event, e.ts)
                 for c in every
@@ -142,6 +150,8 @@ class Recorder:
         except Exception:
             self._recover()
             raise
+        if self.feed is not None:
+            self._publish_new()
 
     def _recover(self) -> None:
         """After a failed transaction: a tracker rebuilt from what the store really has. If
@@ -170,30 +180,100 @@ class Recorder:
         self.ensure_loaded()
         recs = [self._clean(rec) for rec in recs]
         now = self.clock()
+        # Checked first: an event the store refuses must never reach the tracker.
+        rows: dict[str, dict[str, Any]] = {}  # by uid, from its first copy the store takes
+        firsts: list[EventRecord] = []
+        refused: dict[int, BridgeError] = {}
+        for i, rec in enumerate(recs):
+            if rec.uid in rows:
+                continue
+            try:
+                rows[rec.uid] = repo.event_row(rec, now)
+            except BridgeError as exc:
+                logger.warning("event %s refused: %s", rec.uid, exc)
+                refused[i] = exc
+            else:
+                firsts.append(rec)
         with self.engine.begin() as conn:
-            stored = self._record(conn, recs, now)
-            fresh = [
-                rec
-                for rec, s in zip(recs, stored, strict=True)
-                if isinstance(s, tuple) and not s[1]
-            ]
+            # The log, not the tracker's memory, says which events are new; they are then
+            # placed in calls and inserted linked to them, so no event row is written twice.
+            logged = repo.logged_events(conn, list(rows))
+            fresh = [rec for rec in firsts if rec.uid not in logged]
             tracker = self.tracker
             changed = tracker.feed_many(fresh)
             if self._complete is not None:
                 ended = {tracker.call_id_of(rec.uid) for rec in fresh if rec.event in _TERMINAL}
                 changed = self._complete(tracker, changed, ended)
-            repo.save_calls(conn, changed)
+            placed = []
+            for rec in fresh:
+                row = rows[rec.uid]
+                row["call_id"] = tracker.call_id_of(rec.uid)
+                placed.append(row)
+            cursors = repo.insert_events(conn, placed)
+            # Their older events were linked when the calls were saved before.
+            repo.save_calls(conn, changed, link=False)
             results: list[IngestResult | BridgeError] = []
-            for rec, s in zip(recs, stored, strict=True):
-                if isinstance(s, BridgeError):
-                    results.append(s)
+            for i, rec in enumerate(recs):
+                error = refused.get(i)
+                if error is not None:
+                    results.append(error)
                     continue
-                cursor, duplicate = s
-                call_id = tracker.call_id_of(rec.uid)
-                if call_id is None and duplicate:
-                    call_id = repo.event_call_id(conn, rec.uid)
-                results.append(IngestResult(rec.uid, cursor, duplicate, call_id))
+                uid = rec.uid
+                call_id = tracker.call_id_of(uid)
+                if uid in logged:
+                    cursor, linked = logged[uid]
+                    results.append(IngestResult(uid, cursor, True, call_id or linked))
+                else:
+                    # A later copy of a uid in the batch is a duplicate of the first.
+                    new = rows.pop(uid, None) is not None
+                    results.append(IngestResult(uid, cursors[uid], not new, call_id))
+        if self.feed is not None:
+            self._publish(recs, results, changed, now)
         return results
+
+    # --- the feed: after the commit, never before ---------------------------------------------
+
+    def _publish(
+        self,
+        recs: Sequence[EventRecord],
+        results: Sequence[IngestResult | BridgeError],
+        changed: Sequence[Call],
+        now: float,
+    ) -> None:
+        committed = [
+            (rec, r.cursor, r.call_id)
+            for rec, r in zip(recs, results, strict=True)
+            if isinstance(r, IngestResult) and not r.duplicate
+        ]
+        if not committed:
+            return
+        self._last_cursor = max(self._last_cursor, max(c for _, c, _ in committed))
+        feed = self.feed
+        if feed is None or not feed.active:
+            return
+        from microsip_bridge.calls.feed import live_messages
+
+        try:
+            feed.publish(live_messages(committed, changed, now))
+        except Exception:
+            # Stored is stored: a client that misses it gets it when it reconnects.
+            logger.exception("could not publish %d committed events", len(committed))
+
+    def _publish_new(self) -> None:
+        """Publish what a transaction of others (the sweep's imports) added to the log."""
+        from microsip_bridge.calls.feed import replay_page
+
+        feed = self.feed
+        try:
+            with self.engine.connect() as conn:
+                if feed is None or not feed.active:
+                    self._last_cursor = max(self._last_cursor, repo.max_cursor(conn))
+                    return
+                while page := replay_page(conn, self._last_cursor, 1000):
+                    self._last_cursor = page[-1][0]
+                    feed.publish(page)
+        except Exception:
+            logger.exception("could not publish the events of a transaction")
 
     @staticmethod
     def _clean(rec: EventRecord) -> EventRecord:
@@ -208,28 +288,6 @@ class Recorder:
             raw.hex(" "),
         )
         return dataclasses.replace(rec, number=number)
-
-    @staticmethod
-    def _record(
-        conn: Connection, recs: Sequence[EventRecord], now: float
-    ) -> list[tuple[int, bool] | BridgeError]:
-        try:
-            if len(recs) == 1:
-                # The common case (one hook at a time): the single insert is cheaper.
-                return [repo.record_event(conn, recs[0], received_at=now)]
-            return list(repo.record_events(conn, recs, received_at=now))
-        except BridgeError:
-            pass
-        # One record the store refuses (record_events checks all before writing anything):
-        # store the others, refuse that one.
-        out: list[tuple[int, bool] | BridgeError] = []
-        for rec in recs:
-            try:
-                out.append(repo.record_event(conn, rec, received_at=now))
-            except BridgeError as exc:
-                logger.warning("event %s refused: %s", rec.uid, exc)
-                out.append(exc)
-        return out
 
     def expire(self) -> list[Call]:
         """Apply the tracker's timeouts now (lone ``incoming`` rejected, stale calls unknown)
@@ -249,6 +307,7 @@ def _same_kind_of_tracker(tracker: CallTracker) -> Callable[[], CallTracker]:
             stale_timeout=tracker.stale_timeout,
             reorder_window=tracker.reorder_window,
             keep_closed=tracker.keep_closed,
+            dial_timeout=tracker.dial_timeout,
         )
 
     return make

@@ -61,6 +61,15 @@ dated within that timeout, the rejection was wrong and is undone. A call open fo
 ``stale_timeout`` seconds is closed as ``UNKNOWN`` (an event lost); a ``busy``/``end`` that
 arrives for it later still closes it properly.
 
+**Dials through the bridge** (:meth:`CallTracker.open_dial`). A dial the bridge sends opens an
+outgoing call at once, *pending*: not matched by any event but the ``outgoing`` that MicroSIP
+fires for it, whose number is one of the numbers MicroSIP may report for that dial (after its
+own rewriting, microsip/dialing.py) and which comes before the dial's deadline. That event binds
+to the pending call (the oldest, if several wait for the same number): the call keeps its id and
+takes the reported number. A pending call still unbound at its deadline (``dial_timeout``
+seconds) is closed as ``NOT_PLACED``. Restarts keep it: a stored outgoing call with no event is a
+pending dial, waiting for its own number until ``dial_timeout`` after it was opened.
+
 **Restarts.** :meth:`CallTracker.load` takes the calls the store has (open ones, and those
 ended in the last ``keep_closed`` seconds, for late and repeated events) and, best, the events
 linked to them in the event log: the tracker then continues exactly as if it had never stopped.
@@ -117,6 +126,8 @@ class _Track:
     base: Outcome | None = None  # the outcome the events alone give (reconciliation may refine)
     expired: Outcome | None = None  # REJECTED or UNKNOWN: closed by a timeout, not an event
     expired_at: float | None = None  # the ended_at the timeout gave
+    pending: frozenset[str] | None = None  # a dial's numbers, until its `outgoing` binds
+    deadline: float = math.inf  # when a pending dial is closed as never placed
 
     @property
     def answered(self) -> bool:
@@ -184,8 +195,8 @@ def _facts_of(
     if call.state is CallState.ENDED:
         ended = call.ended_at if call.ended_at is not None else call.updated_at
         outcome = call.outcome
-        if outcome is Outcome.REJECTED:
-            expired, expired_at = Outcome.REJECTED, ended
+        if outcome in (Outcome.REJECTED, Outcome.NOT_PLACED):
+            expired, expired_at = outcome, ended
         elif outcome is Outcome.UNKNOWN and (
             call.direction is not Direction.UNKNOWN or answered is not None
         ):
@@ -201,6 +212,18 @@ def _facts_of(
     if not facts:
         facts[Event.END if call.state is CallState.ENDED else Event.START] = start
     return facts, expired, expired_at
+
+
+def _is_pending_dial(call: Call, known: dict[Event, float] | None) -> bool:
+    """A stored call that is a dial still waiting for its ``outgoing``: outgoing, open, and no
+    event at all (every call the events made has at least one)."""
+    return (
+        call.direction is Direction.OUTGOING
+        and call.is_open
+        and call.answered_at is None
+        and not call.events
+        and not known
+    )
 
 
 def _terminal_outcome(direction: Direction, answered: bool, kind: Event) -> Outcome:
@@ -226,6 +249,7 @@ class CallTracker:
     ``stale_timeout``: seconds after which a call still open is closed as ``UNKNOWN``.
     ``new_id(ts)`` makes a call id for a call whose first event is at ``ts``
     (default :func:`~microsip_bridge.model.new_call_id`).
+    ``dial_timeout``: seconds a dial sent through the bridge waits for its ``outgoing`` event.
     ``reorder_window``: how far apart (seconds) events may be and still count as out of order
     or repeated rather than as another call. ``keep_closed``: how long (seconds, by the clock of
     :meth:`expire`) ended calls are remembered for late and repeated events.
@@ -243,10 +267,14 @@ class CallTracker:
         *,
         reorder_window: float = 2.0,
         keep_closed: float = 300.0,
+        dial_timeout: float = 15.0,
     ) -> None:
-        if not (reject_timeout > 0 and stale_timeout > 0 and reorder_window >= 0):
+        if not (
+            reject_timeout > 0 and stale_timeout > 0 and reorder_window >= 0 and dial_timeout > 0
+        ):
             raise BridgeError("call timeouts must be positive and the reorder window >= 0")
         self.reject_timeout = reject_timeout
+        self.dial_timeout = dial_timeout
         self.stale_timeout = stale_timeout
         self.reorder_window = reorder_window
         self.keep_closed = max(keep_closed, 2 * reject_timeout, 2 * reorder_window)
@@ -254,6 +282,7 @@ class CallTracker:
         self._tracks: dict[str, _Track] = {}
         self._open: dict[str, _Track] = {}  # the tracks of calls not ended
         self._by_number: dict[str, list[_Track]] = {}
+        self._pending: dict[str, _Track] = {}  # dials waiting for their `outgoing`, by call id
         self._uids: OrderedDict[str, str] = OrderedDict()
         self._seq = 0
 
@@ -279,15 +308,60 @@ class CallTracker:
             facts_of_call = known.setdefault(call_id, {})
             facts_of_call[kind] = min(ts, facts_of_call.get(kind, ts))
         for call in calls:
-            facts, expired, expired_at = _facts_of(call, known.get(call.call_id))
             old = self._tracks.get(call.call_id)
             if old is not None:
                 self._forget(old)
+            if _is_pending_dial(call, known.get(call.call_id)):
+                # A dial opened before the restart whose `outgoing` has not come (yet).
+                self._add_pending(
+                    call.copy(), frozenset({call.number}), call.started_at + self.dial_timeout
+                )
+                continue
+            facts, expired, expired_at = _facts_of(call, known.get(call.call_id))
             track = _Track(call.copy(), facts, self._next_seq(), None, expired, expired_at)
             track.base = self._derive(track, apply=False)
             self._add(track)
             for uid in call.events:
                 self._remember(uid, call.call_id)
+
+    def open_dial(
+        self,
+        number: str,
+        reported: Iterable[str],
+        ts: float,
+        *,
+        timeout: float | None = None,
+        call_id: str | None = None,
+    ) -> Call:
+        """Open a pending outgoing call for a dial the bridge is about to send (module
+        docstring): ``number`` is the dialled target, ``reported`` the numbers MicroSIP's
+        ``outgoing`` may carry for it, ``ts`` now. Returns (a copy of) the call, state DIALING,
+        closed as ``NOT_PLACED`` by :meth:`expire` ``timeout`` seconds (default
+        ``dial_timeout``) after ``ts`` unless its ``outgoing`` binds first."""
+        if not math.isfinite(ts):
+            raise BridgeError(f"dial time {ts!r} is not a number")
+        numbers = frozenset(reported)
+        if not numbers:
+            raise BridgeError("a pending dial needs the number MicroSIP will report")
+        call = Call(
+            call_id=call_id or self._new_id(ts),
+            direction=Direction.OUTGOING,
+            number=number,
+            state=CallState.DIALING,
+            started_at=ts,
+            updated_at=ts,
+        )
+        wait = self.dial_timeout if timeout is None else timeout
+        return self._add_pending(call, numbers, ts + wait).call.copy()
+
+    def cancel_dial(self, call_id: str, now: float) -> Call | None:
+        """Close a pending dial as ``NOT_PLACED`` now (MicroSIP dropped it, or sending failed);
+        returns the call, or None when it is not pending (any more)."""
+        track = self._pending.get(call_id)
+        if track is None:
+            return None
+        self._close_pending(track, now)
+        return track.call.copy()
 
     def feed(self, rec: EventRecord) -> list[Call]:
         """Apply one event; returns the call it was applied to (a copy), or ``[]`` if its uid
@@ -326,8 +400,14 @@ class CallTracker:
     def expire(self, now: float) -> list[Call]:
         """Close calls whose timeouts passed at ``now`` (rejected, stale); returns them."""
         closed: list[Call] = []
+        for track in sorted(self._pending.values(), key=self._age):
+            if now >= track.deadline:
+                self._close_pending(track, now)
+                closed.append(track.call.copy())
         for track in sorted(self._open_tracks(), key=self._age):
             call = track.call
+            if track.pending is not None:
+                continue
             if track.only_incoming and now - call.updated_at >= self.reject_timeout:
                 track.expired = Outcome.REJECTED
             elif now - call.started_at >= self.stale_timeout:
@@ -345,6 +425,27 @@ class CallTracker:
     def open_calls(self) -> list[Call]:
         """Copies of the calls not ended yet, oldest first."""
         return [t.call.copy() for t in sorted(self._open_tracks(), key=self._age)]
+
+    def line_states(self) -> dict[str, CallState]:
+        """Each number on a call not ended, with that call's state (connected wins over ringing
+        and dialing). Read-only, and safe from another thread than the one feeding the tracker
+        (the directory's presence): the open calls are copied in one step and two fields read
+        from each, so the answer may be one event behind, never torn."""
+        for _ in range(3):
+            try:
+                tracks = list(self._open.values())
+                break
+            except RuntimeError:  # changed size during the copy: take it again
+                continue
+        else:
+            return {}
+        states: dict[str, CallState] = {}
+        for track in tracks:
+            number, state = track.call.number, track.call.state
+            busy = states.get(number) is CallState.CONNECTED
+            if number and state is not CallState.ENDED and not busy:
+                states[number] = state
+        return states
 
     def get(self, call_id: str) -> Call | None:
         """A copy of a call the tracker still remembers."""
@@ -386,6 +487,10 @@ class CallTracker:
     def _find(self, rec: EventRecord) -> _Track | None:
         """The call ``rec`` belongs to, if any (module docstring)."""
         kind, ts = rec.event, rec.ts
+        if kind is Event.OUTGOING and self._pending:
+            dial = self._pending_for(rec)
+            if dial is not None:
+                return dial
         for pool in self._pools(rec):
             for step in _STEPS[kind]:
                 best: tuple[tuple[int, float, str], _Track] | None = None
@@ -400,6 +505,19 @@ class CallTracker:
                 if best is not None:
                     return best[1]
         return None
+
+    def _pending_for(self, rec: EventRecord) -> _Track | None:
+        """The oldest pending dial that ``rec`` (an ``outgoing``) is the event of: its number is
+        one MicroSIP may report for the dial, dated after the dial was opened (give or take the
+        clock's granularity) and before its deadline."""
+        fits = [
+            t
+            for t in self._pending.values()
+            if t.pending is not None
+            and rec.number in t.pending
+            and t.call.started_at - CLOCK_SLACK <= rec.ts <= t.deadline
+        ]
+        return min(fits, key=self._age, default=None)
 
     def _pools(self, rec: EventRecord) -> list[list[_Track]]:
         exact = self._by_number.get(rec.number, [])
@@ -553,6 +671,14 @@ class CallTracker:
 
     def _apply(self, track: _Track, rec: EventRecord) -> None:
         kind, ts = rec.event, rec.ts
+        if track.pending is not None:
+            # The dial's own `outgoing`: from now on an ordinary call, under the number
+            # MicroSIP reports (the user part after its rewriting).
+            self._pending.pop(track.call.call_id, None)
+            track.pending = None
+            track.deadline = math.inf
+            track.call.number = rec.number
+            self._index(track)
         if kind not in _TERMINAL and all(k in _TERMINAL for k in track.facts):
             # A call known only from busy/end may carry the domain (facts §2.4); the user part
             # from its other events is the number to keep.
@@ -619,7 +745,7 @@ class CallTracker:
         call.state = state
         self._mark(track)
         # Reconciliation may have moved the start earlier than any event seen.
-        call.started_at = min(call.started_at, *facts.values())
+        call.started_at = min(call.started_at, *facts.values()) if facts else call.started_at
         call.answered_at = answered_at
         call.ended_at = ended_at
         call.duration = duration
@@ -655,7 +781,26 @@ class CallTracker:
     def _add(self, track: _Track) -> None:
         self._tracks[track.call.call_id] = track
         self._mark(track)
-        self._index(track)
+        if track.pending is None:
+            self._index(track)
+        else:
+            # Not indexed by number: only its own `outgoing` may join it (_pending_for).
+            self._pending[track.call.call_id] = track
+
+    def _add_pending(self, call: Call, numbers: frozenset[str], deadline: float) -> _Track:
+        track = _Track(call, {}, self._next_seq(), pending=numbers, deadline=deadline)
+        self._add(track)
+        return track
+
+    def _close_pending(self, track: _Track, now: float) -> None:
+        self._pending.pop(track.call.call_id, None)
+        # It ended when the bridge gave up on it: at the deadline, or now if sooner.
+        track.expired_at = max(track.call.started_at, min(now, track.deadline))
+        track.expired = Outcome.NOT_PLACED
+        track.pending = None
+        track.deadline = math.inf
+        track.call.updated_at = max(track.call.updated_at, now)
+        self._derive(track)
 
     def _index(self, track: _Track) -> None:
         self._by_number.setdefault(track.call.number, []).append(track)
@@ -670,6 +815,7 @@ class CallTracker:
 
     def _forget(self, track: _Track) -> None:
         self._unindex(track)
+        self._pending.pop(track.call.call_id, None)
         self._tracks.pop(track.call.call_id, None)
         self._open.pop(track.call.call_id, None)
 

@@ -164,51 +164,6 @@ def calls_json(calls: Iterable[dict[str, object]]) -> Iterator[str]:
     yield "\n]\n" if opened else "[]\n"
 
 
-def calls_csv(calls: Iterable[dict[str, object]], *, raw: bool = False) -> Iterator[str]:
-    """Calls for spreadsheets: a header, then one line per call with every field, in the JSON's
-    order (RFC 4180: CRLF line ends); ``events`` as space-separated event ids, booleans as
-    ``true``/``false``, nothing for null. Text that a spreadsheet would run as a formula gets a
-    ``'`` in front (csvsafe.py), unless ``raw``."""
-    import csv
-    import dataclasses
-    import io
-
-    from microsip_bridge.csvsafe import neutralise
-    from microsip_bridge.model import Call
-    from microsip_bridge.store.reader import CALL_FIELDS
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)  # lineterminator "\r\n"
-
-    def take() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    # By position, worked out once from Call's own types: a million rows go through the loop.
-    kinds = {f.name: str(f.type).split(" | ")[0] for f in dataclasses.fields(Call)}
-    flags = [i for i, name in enumerate(CALL_FIELDS) if kinds[name] == "bool"]
-    numbers = {i for i, name in enumerate(CALL_FIELDS) if kinds[name] in ("int", "float")}
-    texts = [i for i in range(len(CALL_FIELDS)) if i not in numbers and i not in flags]
-    uids = CALL_FIELDS.index("events")
-    writer.writerow(CALL_FIELDS)
-    yield take()
-    for count, call in enumerate(calls, 1):
-        cells: list[object] = list(call.values())  # None is written as an empty cell
-        for i in flags:
-            cells[i] = "true" if cells[i] else "false"
-        cells[uids] = " ".join(cast(list[str], cells[uids]))
-        if not raw:
-            for i in texts:
-                if cells[i]:
-                    cells[i] = neutralise(cast(str, cells[i]))
-        writer.writerow(cells)
-        if count % BLOCK == 0:
-            yield take()
-    yield take()
-
-
 class _Sink:
     """Where output goes: standard output as it is produced, or ``output``, written whole and
     atomically at the end (no half-written export)."""
@@ -300,6 +255,8 @@ def calls(
             listing = reader.calls(since=since, number=number, limit=count)
             rows, more = listing.rows, listing.more
         if fmt == "csv":
+            from microsip_bridge.calls.export import calls_csv
+
             pieces = calls_csv(rows, raw=raw)
         elif fmt == "json":
             pieces = calls_json(rows)
@@ -316,9 +273,9 @@ def calls(
 
 
 def event_json(event: dict[str, object]) -> str:
-    import json
+    from microsip_bridge.store.reader import json_text
 
-    return json.dumps(event, ensure_ascii=False)
+    return json_text(event)
 
 
 def event_line(event: dict[str, object]) -> str:

@@ -26,7 +26,7 @@ FORMATS = ("table", "json", "csv", "microsip-csv", "xml")
 _EXPORTED = {"json": "json", "csv": "csv", "microsip-csv": "microsip-csv", "xml": "microsip-xml"}
 # The most rows a limit can ask for: what a 64-bit count holds.
 MAX_LIMIT = 2**63 - 1
-_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
+_RELATIVE = r"^(\d+)([mhdw])$"  # compiled by re (and cached there) on first use, not at import
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -35,7 +35,7 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     a span back from now: ``90m``, ``12h``, ``7d``, ``2w``. Raises ValueError, also for a time
     that has no Unix timestamp here (a span back past year 1, a date the platform cannot place
     in local time)."""
-    match = _RELATIVE.match(text.strip())
+    match = re.match(_RELATIVE, text.strip())
     try:
         if match:
             now = now or dt.datetime.now(dt.UTC)

@@ -26,7 +26,18 @@ def _database_url(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 @click.command()
-@click.option("--host", help=f"Address to listen on (setting: host; default {DEFAULTS['host']}).")
+@click.option(
+    "--host",
+    help=f"Address to listen on (setting: host; default {DEFAULTS['host']}); any but loopback "
+    "needs --public.",
+)
+@click.option(
+    "--public",
+    is_flag=True,
+    default=None,
+    help="Allow a --host other machines can reach, such as 0.0.0.0 (setting: public). The API "
+    "has no TLS: use it on a trusted network only.",
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -54,6 +65,7 @@ def _database_url(ctx: click.Context, param: click.Parameter, value: str | None)
 )
 def serve(
     host: str | None,
+    public: bool | None,
     port: int | None,
     database: str | None,
     microsip_path: Path | None,
@@ -61,17 +73,20 @@ def serve(
 ) -> None:
     """Run the daemon: receive MicroSIP's call events from the hook, keep the call log.
 
-    Listens on 127.0.0.1 only (by default), creates on first start a token file readable only
-    by you, and prints where it listens. Events the hook could not deliver while it was down
-    are ingested from the spool at start. After each call, MicroSIP's own [Calls] entry adds
-    the name, duration and status (when its ini is found), and calls made while the daemon
-    was off are imported from it. Stop it with Ctrl-C or SIGTERM.
+    Listens on 127.0.0.1 only (by default; another address needs --public), creates on first
+    start a token file readable only by you, and prints where it listens with a one-time login
+    link for the dashboard (`microsip-bridge open` makes more). Events the hook could not
+    deliver while it was down are ingested from the spool at start. After each call,
+    MicroSIP's own [Calls] entry adds the name, duration and status (when its ini is found),
+    and calls made while the daemon was off are imported from it. Stop it with Ctrl-C or
+    SIGTERM.
 
     \b
     Example:
         microsip-bridge serve
         microsip-bridge serve --port 5800 --ini "C:\\MicroSIP\\microsip.ini"
         microsip-bridge serve --database postgresql://bridge@db.example/calls
+        microsip-bridge serve --host 0.0.0.0 --public
     """
     from microsip_bridge.server.lifecycle import catch_stop_signals, release_stop_signals
 
@@ -79,7 +94,7 @@ def serve(
     # Everything the daemon creates (database, logs) is the user's alone.
     umask = os.umask(0o077) if os.name == "posix" else None
     try:
-        _serve(host, port, database, microsip_path, ini_path)
+        _serve(host, public, port, database, microsip_path, ini_path)
     finally:
         if umask is not None:
             os.umask(umask)
@@ -88,6 +103,7 @@ def serve(
 
 def _serve(
     host: str | None,
+    public: bool | None,
     port: int | None,
     database: str | None,
     microsip_path: Path | None,
@@ -95,18 +111,30 @@ def _serve(
 ) -> None:
     from microsip_bridge.errors import NotFoundError
     from microsip_bridge.server.runner import serve as run
+    from microsip_bridge.server.security import is_loopback
     from microsip_bridge.server.settings import DaemonSettings
     from microsip_bridge.wire import bridge_home
 
     config = state().config
+    public = bool(config["public"]) if public is None else public
+    bind = config["host"] if host is None else host
+    if not public and not is_loopback(bind):
+        where = "--host" if host is not None else f"the host setting ({config.path})"
+        raise click.UsageError(
+            f"{where} {bind} is not a loopback address: other machines could reach the daemon "
+            "there; add --public (or set public = true) if that is what you want"
+        )
     explicit = (
         microsip_path is not None
         or ini_path is not None
         or bool(os.environ.get("MICROSIP_INI"))
         or bool(config["microsip"])
     )
+    exe: Path | None = None
     try:
-        ini: Path | None = locate_files(microsip_path, ini_path, None).ini
+        location = locate_files(microsip_path, ini_path, None)
+        ini: Path | None = location.ini
+        exe = location.exe
     except NotFoundError as exc:
         if explicit:
             raise
@@ -115,7 +143,14 @@ def _serve(
         )
         ini = None
     settings = DaemonSettings.from_config(
-        config, bridge_home(), host=host, port=port, database=database, ini=ini
+        config,
+        bridge_home(),
+        host=host,
+        public=public,
+        port=port,
+        database=database,
+        ini=ini,
+        exe=exe,
     )
     stopped_by = run(settings, announce=click.echo)
     click.echo(f"stopped ({stopped_by})" if stopped_by else "stopped")

@@ -47,6 +47,14 @@ _KNOWN = frozenset((*TEXT_FIELDS, *FLAG_FIELDS, "extra", _NUMBER_ALIAS))
 _DIRECTORY_KEYS = frozenset(("items", "refresh", "silent", "presence"))
 
 
+def contact_record(contact: Contact) -> dict[str, Any]:
+    """One contact as our JSON format holds it (the API's contacts too), keys in order."""
+    item: dict[str, Any] = {name: getattr(contact, name) for name in TEXT_FIELDS}
+    item.update({name: bool(getattr(contact, name)) for name in FLAG_FIELDS})
+    item["extra"] = dict(contact.extra)
+    return item
+
+
 def export_json(contacts: Iterable[Contact]) -> str:
     """The contacts in our JSON format (see the module docstring), ending in a newline: what
     ``json.dumps(items, ensure_ascii=False, indent=2)`` writes, built one contact at a time so
@@ -54,9 +62,7 @@ def export_json(contacts: Iterable[Contact]) -> str:
     size)."""
     parts: list[str] = []
     for contact in contacts:
-        item: dict[str, Any] = {name: getattr(contact, name) for name in TEXT_FIELDS}
-        item.update({name: bool(getattr(contact, name)) for name in FLAG_FIELDS})
-        item["extra"] = dict(contact.extra)
+        item = contact_record(contact)
         parts.append("  " + json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n  "))
     if not parts:
         return "[]\n"

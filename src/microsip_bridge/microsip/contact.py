@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 # The attribute names MicroSIP 3.22 writes, in the order it writes them (facts §4.2). 3.20 lacks
@@ -125,3 +125,31 @@ class Contact:
 
     def replace(self, **changes: object) -> Contact:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def user_part(number: str) -> str:
+    """The user part of a number or SIP address, as MicroSIP compares numbers (facts §4.4):
+    without a ``sip:``, ``sips:`` or ``tel:`` scheme and without ``@host``."""
+    text = number.strip(TRIM)
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme.casefold() in ("sip", "sips", "tel"):
+        text = rest
+    return text.partition("@")[0]
+
+
+def contact_for_number(contacts: Iterable[Contact], number: str) -> Contact | None:
+    """The contact whose name MicroSIP shows for a caller (``GetNameByNumber``, facts §4.4):
+    the first whose number's :func:`user_part` equals the caller's, else the first whose
+    number's user part has more than 3 characters and ends the caller's with at most 3 extra
+    leading characters (a country prefix). None when nothing matches."""
+    number = user_part(number)
+    if not number:
+        return None
+    candidates = [(contact, user_part(contact.dial_number)) for contact in contacts]
+    for contact, user in candidates:
+        if user == number:
+            return contact
+    for contact, user in candidates:
+        if len(user) > 3 and number.endswith(user) and len(number) - len(user) <= 3:
+            return contact
+    return None

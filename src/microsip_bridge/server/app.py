@@ -14,6 +14,15 @@ builds the app), so tests and other programs can serve it with any ASGI server.
 * ``GET /api/v1/health`` (no token): ``{"status": "ok", "version": ...}``.
 * ``GET /api/v1/openapi.json`` and ``GET /docs`` (token): the OpenAPI document and its Swagger
   UI. They describe the API to whoever asks, so they are guarded like the API itself.
+* The read API (token): the call log in :mod:`.api_calls`, MicroSIP and the daemon's state in
+  :mod:`.api_microsip`.
+* ``WS /api/v1/events/ws`` (token): the event log, replayed and live (server/ws.py).
+* The login routes (:mod:`.login`) and the dashboard's page (:mod:`.dashboard`).
+
+Middleware, outermost first: unread bodies close the connection, the Host check (421), the
+Origin allow-list with CORS (403, :mod:`.cors`).
+* ``GET /directory.json`` and ``/directory.xml`` (the directory key, not the token): MicroSIP's
+  contacts directory with presence lamps (server/directory.py).
 """
 
 from __future__ import annotations
@@ -31,17 +40,43 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from microsip_bridge import __version__
+from microsip_bridge.calls.feed import EventHub
 from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.writer import NotStoredError
-from microsip_bridge.errors import BridgeError, MicroSIPRunningError, NotFoundError
+from microsip_bridge.errors import (
+    BridgeError,
+    CommandDroppedError,
+    DirectoryUnavailableError,
+    MicroSIPNotRunningError,
+    MicroSIPRunningError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from microsip_bridge.model import EventRecord
-from microsip_bridge.server import auth, dashboard
+from microsip_bridge.server import (
+    api_calls,
+    api_microsip,
+    auth,
+    control,
+    dashboard,
+    directory,
+    guard,
+    login,
+    ws,
+)
+from microsip_bridge.server.cors import OriginMiddleware, own_origins
 from microsip_bridge.server.security import (
     CloseUnreadBodyMiddleware,
     HostCheckMiddleware,
     allowed_hosts,
     ensure_token,
+)
+from microsip_bridge.server.sessions import (
+    SESSIONS_NAME,
+    LoginCodes,
+    Sessions,
+    session_cookie_name,
 )
 from microsip_bridge.server.settings import DaemonSettings
 from microsip_bridge.wire import HOOK_EVENTS_PATH, record_schema
@@ -52,8 +87,8 @@ DOCS_PATH = "/docs"
 # The longest record the hook writes is about 6 KiB (a 1024-character number, fully escaped).
 MAX_BODY_BYTES = 16 * 1024
 DOCS_UNAUTHORIZED = (
-    "the API docs need the token too (Authorization: Bearer <the token file's text>), which a "
-    "browser cannot send yet: fetch /api/v1/openapi.json with it instead"
+    "the API docs need a login: run `microsip-bridge open` for a browser, or send "
+    "Authorization: Bearer <the token file's text>"
 )
 
 
@@ -75,8 +110,12 @@ class Health(BaseModel):
 # codes): the entry of the most specific class in the error's MRO wins.
 HTTP_STATUS: dict[type[BridgeError], int] = {
     NotStoredError: 503,  # not stored now: sending it again later is safe
+    DirectoryUnavailableError: 503,  # MicroSIP keeps its contacts and asks again later
     MicroSIPRunningError: 409,
+    MicroSIPNotRunningError: 409,
+    CommandDroppedError: 503,  # MicroSIP answered 1: its SIP stack is down
     NotFoundError: 404,
+    StoreUnavailableError: 503,  # the database did not answer: asking again later may work
     BridgeError: 422,  # what the request asks for cannot be done as it is
 }
 
@@ -96,7 +135,10 @@ def create_app(
     (created on the first start) and its :class:`Ingestor` (default: a new one with a
     :class:`CallTracker`). The app's lifespan starts the ingestor (migrating the store) unless
     it is already started, and stops it. ``app.state`` holds ``settings``, ``engine``,
-    ``ingestor`` and ``token``."""
+    ``ingestor``, ``token``, ``feed`` (the :class:`EventHub` of the event WebSocket),
+    ``login_codes``, ``sessions`` and ``session_cookie`` (its name).
+    ``settings.port`` must be the port served (not 0): the daemon's own origins and its cookie
+    are named after it."""
     if engine is None:
         from microsip_bridge.store.engine import make_engine
 
@@ -104,21 +146,26 @@ def create_app(
     if ingestor is None:
         ingestor = Ingestor(
             engine,
-            CallTracker(reject_timeout=settings.reject_timeout),
+            CallTracker(reject_timeout=settings.reject_timeout, dial_timeout=settings.dial_timeout),
             ini=settings.ini,
             home=settings.home,
             spool_interval=settings.spool_interval,
             sweep_interval=settings.sweep_interval,
         )
+    if ingestor.feed is None:
+        ingestor.feed = EventHub(max_subscribers=guard.MAX_WEBSOCKETS)
+    feed = ingestor.feed
     token = ensure_token(settings.home)
     worker = ingestor
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        feed.bind(asyncio.get_running_loop())
         await anyio.to_thread.run_sync(worker.start)
         try:
             yield
         finally:
+            feed.close()
             await anyio.to_thread.run_sync(worker.stop)
 
     app = FastAPI(
@@ -135,15 +182,28 @@ def create_app(
     app.state.engine = engine
     app.state.ingestor = ingestor
     app.state.token = token
-    app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings.host))
+    app.state.feed = feed
+    app.state.login_codes = LoginCodes()
+    app.state.sessions = Sessions(settings.home / SESSIONS_NAME, settings.session_days * 86400)
+    app.state.session_cookie = session_cookie_name(settings.port)
+    app.add_middleware(OriginMiddleware, allowed=own_origins(settings.port) | set(settings.origins))
+    app.add_middleware(
+        HostCheckMiddleware,
+        allowed=allowed_hosts(settings.host, settings.host_names),
+        ip_addresses=settings.public,
+    )
     # Added last, so outermost: it sees the 421s of the Host check too.
     app.add_middleware(CloseUnreadBodyMiddleware)
 
-    app.include_router(dashboard.router)
+    app.include_router(control.router)
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=http_status(error))
+
+    app.include_router(login.router)
+    app.include_router(login.api)
+    app.include_router(dashboard.router)
 
     async def require_token_for_docs(request: Request) -> None:
         auth.check(request, DOCS_UNAUTHORIZED)
@@ -195,6 +255,11 @@ def create_app(
             {"cursor": result.cursor, "duplicate": result.duplicate, "call_id": result.call_id},
             status_code=202,
         )
+
+    app.include_router(ws.router)
+    app.include_router(api_calls.router)
+    app.include_router(api_microsip.router)
+    app.include_router(directory.router)
 
     return app
 

@@ -1,8 +1,8 @@
 """The dashboard: ``GET /`` and its static assets, served from the package with a strict CSP.
 
 The page is plain HTML, CSS and one JavaScript module (``server/static/``, no build step, no
-CDN). It holds no data and no secret, so it is served without the token; everything it shows
-comes from the API, which needs the token or the dashboard's session cookie. The assets are read
+CDN). Like every route but the health probe it needs the session cookie (or the token): a
+browser without one gets the page saying how to log in (401). The assets are read
 once, at import, into a fixed table: a request names one of them or gets a 404, so no path from
 a URL ever reaches the file system.
 """
@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from importlib import resources
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
+
+from microsip_bridge.server import auth
+from microsip_bridge.server.login import LOGIN_NEEDED, PRIVATE_HEADERS
 
 STATIC_PREFIX = "/static/"
 _TYPES = {
@@ -73,13 +76,16 @@ def _answer(request: Request, asset: Asset) -> Response:
 
 @router.api_route("/", methods=["GET", "HEAD"])
 async def page(request: Request) -> Response:
-    """The dashboard's page."""
+    """The dashboard's page (without a login: how to log in)."""
+    if not auth.authorized(request):
+        return HTMLResponse(LOGIN_NEEDED, 401, headers={**SECURITY_HEADERS, **PRIVATE_HEADERS})
     return _answer(request, ASSETS["index.html"])
 
 
 @router.api_route(STATIC_PREFIX + "{name}", methods=["GET", "HEAD"])
 async def asset(request: Request, name: str) -> Response:
     """One of the page's assets, by its file name."""
+    auth.check(request)
     found = ASSETS.get(name)
     if found is None or name == "index.html":
         raise HTTPException(404, "no such asset")

@@ -7,6 +7,11 @@ connection must deliver a whole request within :data:`REQUEST_TIMEOUT` of its fi
 keep-alive connections are closed by uvicorn's own timeout), at most :data:`MAX_CONNECTIONS` are
 open at once (more are closed at once, before they cost anything), the process's descriptor
 limit is raised to what the system allows, and repeated log lines become one line per burst.
+
+WebSockets that the API accepted (the event feed) are counted apart, against the feed's own cap
+(:data:`MAX_WEBSOCKETS`): a thousand dashboards must not lock the hooks out. A WebSocket whose
+client stops reading is cut :data:`CLOSE_GRACE` seconds after the app is done with it, instead
+of waiting forever to deliver its close frame.
 """
 
 from __future__ import annotations
@@ -16,13 +21,22 @@ import logging
 import sys
 import threading
 import time
+import weakref
+from typing import Any
 
 import h11
+from uvicorn._types import ASGISendEvent
+from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 
 # A hook's request is a few hundred bytes on loopback: seconds are generous for any client.
 REQUEST_TIMEOUT = 10.0
 MAX_CONNECTIONS = 1024
+# Event-feed WebSockets at once (calls/feed.py), on top of MAX_CONNECTIONS.
+MAX_WEBSOCKETS = 2048
+CLOSE_GRACE = 5.0
 # Descriptors kept for the database, the logs, the spool and the event loop itself.
 _FD_RESERVE = 64
 # A log line repeated within this many seconds is counted, not written.
@@ -33,8 +47,9 @@ logger = logging.getLogger("microsip_bridge.daemon")
 
 def raise_fd_limit() -> int:
     """Raise the soft limit of open files to the hard limit (POSIX; Windows has no such limit
-    on sockets); returns the connection cap that leaves room for the daemon's own files."""
-    global MAX_CONNECTIONS
+    on sockets); returns the connection cap that leaves room for the daemon's own files. The
+    WebSocket cap (:data:`MAX_WEBSOCKETS`) gets what is left after it."""
+    global MAX_CONNECTIONS, MAX_WEBSOCKETS
     if sys.platform != "win32":
         import resource
 
@@ -49,7 +64,16 @@ def raise_fd_limit() -> int:
                 pass
         if soft != resource.RLIM_INFINITY:
             MAX_CONNECTIONS = max(16, min(MAX_CONNECTIONS, soft - _FD_RESERVE))
+            MAX_WEBSOCKETS = max(16, min(MAX_WEBSOCKETS, soft - _FD_RESERVE - MAX_CONNECTIONS))
     return MAX_CONNECTIONS
+
+
+# WebSockets open per server (a process may run several, in tests): not counted as HTTP.
+_websockets: weakref.WeakKeyDictionary[ServerState, int] = weakref.WeakKeyDictionary()
+
+
+def open_websockets(state: ServerState) -> int:
+    return _websockets.get(state, 0)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -61,14 +85,15 @@ class GuardedH11Protocol(H11Protocol):
     _refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.server_state.connections) >= MAX_CONNECTIONS:
+        open_http = len(self.server_state.connections) - open_websockets(self.server_state)
+        if open_http >= MAX_CONNECTIONS:
             # Closed before it is counted: a flood costs one accept() per connection.
             self._refused = True
             self.transport = transport
             transport.abort()
             logger.warning(
                 "refused a connection: %d are open, the most this daemon serves at once",
-                len(self.server_state.connections),
+                open_http,
             )
             return
         super().connection_made(transport)
@@ -112,6 +137,62 @@ class GuardedH11Protocol(H11Protocol):
             "closed a connection that sent no whole request within %g s", self.request_timeout
         )
         self.transport.abort()
+
+
+class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (the websockets package), counted apart from HTTP
+    connections, and cut once the app is done with it and its client still has not closed."""
+
+    _counted = False
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._server_state = server_state
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        state = self._state()
+        _websockets[state] = _websockets.get(state, 0) + 1
+        self._counted = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            state = self._state()
+            _websockets[state] = max(0, _websockets.get(state, 0) - 1)
+        super().connection_lost(exc)
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.close" and not self.writable.is_set():
+            # A client that stops reading holds the buffer above its high-water mark; the close
+            # frame (with the cursor to reconnect with) goes behind what is buffered anyway,
+            # instead of waiting for a drain that may never come. The write does not yield.
+            self.writable.set()
+            try:
+                await super().send(message)
+            finally:
+                if self.transport.get_write_buffer_size() > 0 and not self.disconnected:
+                    self.writable.clear()
+            return
+        await super().send(message)
+
+    def on_task_complete(self, task: asyncio.Task[None]) -> None:
+        super().on_task_complete(task)
+        # The close frame may sit behind data the client never reads: give it a moment.
+        self.loop.call_later(CLOSE_GRACE, self._cut)
+
+    def _cut(self) -> None:
+        if not self.disconnected:
+            self.transport.abort()
+
+    def _state(self) -> ServerState:
+        return self._server_state
 
 
 class BurstFilter(logging.Filter):

@@ -7,7 +7,8 @@ Order of a start (:func:`serve`):
 2. bind the socket (a clear error when the port is taken);
 3. migrate the store, reload open calls, ingest the spool (errors are one line, not a trace);
 4. serve; once listening, write ``<home>/daemon.json`` (0600: host, port, pid, token file) so the
-   hook finds us, announce where we listen, and ingest what was spooled while we started.
+   hook finds us, announce where we listen with a one-time dashboard login link, and ingest
+   what was spooled while we started.
 
 Ctrl-C or SIGTERM (SIGBREAK on Windows) at any moment, start-up included, stops it cleanly
 (:mod:`.lifecycle`): the step in progress finishes, ``daemon.json`` is removed first, so new
@@ -20,7 +21,6 @@ it spools, and the next start replaces the file.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import logging
 import logging.handlers
@@ -31,14 +31,25 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from microsip_bridge import __version__
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.fileio import atomic_write, private_dir
-from microsip_bridge.server.guard import BurstFilter, GuardedH11Protocol, raise_fd_limit
+from microsip_bridge.server.client import (
+    authority,
+    daemon_file,
+    read_daemon_file,
+    running_daemon,
+)
+from microsip_bridge.server.guard import (
+    BurstFilter,
+    GuardedH11Protocol,
+    GuardedWebSocketProtocol,
+    raise_fd_limit,
+)
 from microsip_bridge.server.lifecycle import (
     HomeLock,
     StopSignals,
@@ -46,36 +57,32 @@ from microsip_bridge.server.lifecycle import (
     release_stop_signals,
     stop_signals_caught,
 )
-from microsip_bridge.server.security import token_path
+from microsip_bridge.server.security import is_loopback, token_path
+from microsip_bridge.server.sessions import LOGIN_CODE_SECONDS, login_url
 from microsip_bridge.server.settings import WILDCARD_HOSTS, DaemonSettings
-from microsip_bridge.wire import DAEMON_FILE, parse_json
 
 if TYPE_CHECKING:
+    from microsip_bridge.calls.feed import EventHub
     from microsip_bridge.calls.ingest import Ingestor
 
 logger = logging.getLogger("microsip_bridge.daemon")
 
 LOG_NAME = "daemon.log"
 GRACEFUL_SHUTDOWN = 10  # seconds uvicorn waits for requests in flight
+# The event WebSocket: a ping every 20 s, closed when no pong comes within 20 s more (a client
+# that vanished without closing); clients send nothing, so a message is small; no compression
+# (each client's deflate context would cost CPU for every event, times every client).
+WS_PING_INTERVAL = 20.0
+WS_PING_TIMEOUT = 20.0
+WS_MAX_MESSAGE = 4096
+# Seconds the clients of the event WebSocket get to be told (1001, with their cursor) at a stop.
+FEED_CLOSE_TIMEOUT = 2.0
 _HEALTH_TIMEOUT = 1.0
 
 Announce = Callable[[str], None]
 
 
 # --- daemon.json ------------------------------------------------------------------------------
-
-
-def daemon_file(home: Path) -> Path:
-    return home / DAEMON_FILE
-
-
-def read_daemon_file(home: Path) -> dict[str, Any] | None:
-    """What ``daemon.json`` says (None: no file, or not ours)."""
-    try:
-        data = parse_json(daemon_file(home).read_text("utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def write_daemon_file(home: Path, host: str, port: int, *, database: str = "") -> Path:
@@ -85,7 +92,7 @@ def write_daemon_file(home: Path, host: str, port: int, *, database: str = "") -
         "host": host,
         "port": port,
         "pid": os.getpid(),
-        "url": f"http://{_authority(host, port)}",
+        "url": f"http://{authority(host, port)}",
         "token_file": str(token_path(home)),
         "version": __version__,
         "started_at": time.time(),
@@ -106,30 +113,6 @@ def remove_daemon_file(home: Path, pid: int | None = None) -> bool:
         daemon_file(home).unlink()
         return True
     return False
-
-
-def running_daemon(home: Path) -> dict[str, Any] | None:
-    """The ``daemon.json`` of a daemon that answers its health check, or None (no file, or a
-    daemon that died without removing it)."""
-    info = read_daemon_file(home)
-    if info is None:
-        return None
-    host, port = info.get("host"), info.get("port")
-    if not isinstance(host, str) or not isinstance(port, int):
-        return None
-    conn = http.client.HTTPConnection(host, port, timeout=_HEALTH_TIMEOUT)
-    try:
-        conn.request("GET", "/api/v1/health", headers={"Host": _authority(host, port)})
-        ok = conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        ok = False
-    finally:
-        conn.close()
-    return info if ok else None
-
-
-def _authority(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # --- the socket and the server ------------------------------------------------------------------
@@ -159,7 +142,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         reason = exc.strerror or str(exc)
         hint = " (another microsip-bridge serve? try --port)" if port else ""
-        raise BridgeError(f"cannot listen on {_authority(host, port)}: {reason}{hint}") from None
+        raise BridgeError(f"cannot listen on {authority(host, port)}: {reason}{hint}") from None
     sock.set_inheritable(False)
     return sock
 
@@ -175,11 +158,15 @@ class DaemonServer(uvicorn.Server):
         *,
         announce: Announce | None = None,
         on_listening: Callable[[str, int], None] | None = None,
+        feed: EventHub | None = None,
+        login_link: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(config)
         self.settings = settings
+        self.feed = feed
         self.announce = announce
         self.on_listening = on_listening
+        self.login_link = login_link
         self.address: tuple[str, int] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -191,14 +178,19 @@ class DaemonServer(uvicorn.Server):
         host = self.settings.connect_host if self.settings.host in WILDCARD_HOSTS else name[0]
         self.address = (host, int(name[1]))
         write_daemon_file(self.settings.home, host, int(name[1]), database=self._database())
-        if self.on_listening is not None:
-            self.on_listening(host, int(name[1]))
         if self.announce is not None:
             self.announce(self._banner(host, int(name[1])))
+        if self.on_listening is not None:
+            self.on_listening(host, int(name[1]))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # First: new hooks spool instead of waiting for a daemon that is going away.
         remove_daemon_file(self.settings.home, os.getpid())
+        if self.feed is not None:
+            # Before uvicorn's own shutdown, which would close them all with a bare 1012: each
+            # client hears that the daemon stops and which cursor to come back with.
+            self.feed.close()
+            await self.feed.wait_closed(FEED_CLOSE_TIMEOUT)
         await super().shutdown(sockets)
 
     @contextlib.contextmanager
@@ -221,20 +213,26 @@ class DaemonServer(uvicorn.Server):
 
     def _banner(self, host: str, port: int) -> str:
         ini = self.settings.ini
-        where = f"http://{_authority(host, port)}"
+        where = f"http://{authority(host, port)}"
         shown_ini = str(ini) if ini is not None else "none (no reconciliation with [Calls])"
         bound = self.settings.host
         if bound in WILDCARD_HOSTS:
             # Say the truth: every interface, not loopback.
-            every = _authority(bound or "0.0.0.0", port)  # noqa: S104 - shown, not bound
+            every = authority(bound or "0.0.0.0", port)  # noqa: S104 - shown, not bound
             listening = f"listening on every address ({every}); local clients use {where}"
         else:
             listening = f"listening on {where}"
         lines = [f"microsip-bridge {__version__}: {listening} (pid {os.getpid()})"]
-        if not _is_loopback(bound):
+        if not is_loopback(bound):
             lines.append(
-                "  WARNING: other machines can reach this daemon; its API has no TLS, so the "
-                "token and the calls cross the network in clear text"
+                "  WARNING: other machines can reach this daemon (--public); its API has no "
+                "TLS, so the token, the login links and the calls cross the network in clear text"
+            )
+        if self.login_link is not None:
+            lines.append(
+                f"  dashboard:    {self.login_link(where)}  (works once, for "
+                f"{LOGIN_CODE_SECONDS / 60:g} minutes; "
+                "`microsip-bridge open` makes another)"
             )
         lines += [
             f"  database:     {self._database()}",
@@ -243,17 +241,6 @@ class DaemonServer(uvicorn.Server):
             "Press Ctrl-C to stop.",
         ]
         return "\n".join(lines)
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def setup_logging(home: Path, level: int = logging.INFO) -> None:
@@ -377,7 +364,10 @@ class Daemon:
                 return self._stopped_by(stop)
             sock = bind_socket(settings.host, settings.port)
             raise_fd_limit()
+            # The port served (port 0 picks one): the daemon's origins and cookie name it.
+            settings = settings.with_(port=int(sock.getsockname()[1]))
             app = create_app(settings, engine)
+            codes = app.state.login_codes
             ingestor = app.state.ingestor
             ingestor.start()
             self._ingestor = ingestor
@@ -390,9 +380,19 @@ class Daemon:
                 server_header=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
                 http=GuardedH11Protocol,
+                ws=GuardedWebSocketProtocol,
+                ws_ping_interval=WS_PING_INTERVAL,
+                ws_ping_timeout=WS_PING_TIMEOUT,
+                ws_max_size=WS_MAX_MESSAGE,
+                ws_per_message_deflate=False,
             )
             server = DaemonServer(
-                config, settings, announce=self.announce, on_listening=self._on_listening
+                config,
+                settings,
+                announce=self.announce,
+                on_listening=self._on_listening,
+                feed=app.state.feed,
+                login_link=lambda base: login_url(base, codes.issue()),
             )
             self._server = server
             if self._stopping():

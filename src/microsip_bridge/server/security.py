@@ -1,4 +1,4 @@
-"""The daemon's defences: the token file, the token check, the Host/Origin check, unread bodies.
+"""The daemon's defences: the token file, the token check, the Host check, unread bodies.
 
 * **Token.** ``<home>/token`` is created on the first start with ``secrets.token_urlsafe(32)``
   (256 random bits), readable by the user only (0600 on POSIX; on Windows the bridge's home is
@@ -6,9 +6,10 @@
   clients send it as ``Authorization: Bearer <token>``; it is compared in constant time.
 * **Host.** The daemon listens on loopback, but a web page can still reach loopback through DNS
   rebinding (``evil.example`` resolving to 127.0.0.1): the browser then sends
-  ``Host: evil.example``. Requests whose Host is not a loopback name (or the configured host)
-  are refused with 421, and so are state-changing requests whose ``Origin`` is not a loopback
-  origin (CSRF from any page).
+  ``Host: evil.example``. Requests and WebSockets whose Host is not a loopback name, the address
+  the daemon listens on or a name of the ``allowed_hosts`` setting are refused with 421. A
+  public daemon also accepts a Host that is an IP address: DNS rebinding needs a name. Which
+  web pages may call the API (the Origin header) is :mod:`.cors`'s job.
 * **Bodies.** A response sent before its request's body was read whole (a 401 before the body,
   a 413 at the size limit, a 421) closes the connection: otherwise the server would go on
   reading, and throwing away, whatever the client still sends, a gigabyte or a body that never
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -37,7 +40,6 @@ TOKEN_BYTES = 32
 # token_urlsafe(32) gives 43 characters; a shorter file was cut short or written by hand.
 MIN_TOKEN_CHARS = 32
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TOKEN_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 Scope = MutableMapping[str, Any]
@@ -144,63 +146,85 @@ def host_name(host_header: str) -> str:
     return host.rstrip(".")
 
 
-def origin_host(origin: str) -> str | None:
-    """The host of an Origin header (``scheme://host[:port]``); None for ``null`` or junk."""
-    scheme, sep, rest = origin.strip().partition("://")
-    if not sep or not scheme or not rest or "/" in rest:
-        return None
-    return host_name(rest)
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is loopback."""
+    name = host.strip().lower().strip("[]").rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def split_list(text: str) -> list[str]:
+    """The items of a comma-separated setting (``allowed_hosts``, ``allowed_origins``)."""
+    return [item.strip() for item in text.replace(" ", ",").split(",") if item.strip()]
 
 
 class HostCheckMiddleware:
-    """Refuse requests whose Host is not one of ``allowed`` (DNS rebinding), and state-changing
-    requests or WebSockets from a web page of another origin (CSRF). ``allowed=None`` turns
-    the Host check off (the daemon listens on every address; the token still guards)."""
+    """Refuse HTTP requests and WebSockets whose Host is not one of ``allowed`` (DNS rebinding)
+    with 421; ``ip_addresses``: accept any Host that is an IP address too (a public daemon, which
+    clients reach by the addresses of its machine)."""
 
-    def __init__(self, app: ASGIApp, allowed: Iterable[str] | None) -> None:
+    def __init__(self, app: ASGIApp, allowed: Iterable[str], *, ip_addresses: bool = False) -> None:
         self.app = app
-        self.allowed = None if allowed is None else frozenset(h.lower() for h in allowed)
+        self.allowed = frozenset(host_name(h) for h in allowed)
+        self.ip_addresses = ip_addresses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            problem = self._problem(scope)
-            if problem is not None:
-                await _refuse(scope, send, problem)
-                return
+        if scope["type"] in ("http", "websocket") and not self.accepts(header(scope, b"host")):
+            await refuse(
+                scope,
+                send,
+                421,
+                "this daemon answers only to its own host names (Host header refused)",
+            )
+            return
         await self.app(scope, receive, send)
 
-    def _problem(self, scope: Scope) -> str | None:
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        if self.allowed is not None:
-            host = headers.get(b"host", b"").decode("latin-1")
-            if host_name(host) not in self.allowed:
-                return "this daemon answers only to loopback host names (Host header refused)"
-        origin = headers.get(b"origin")
-        checks_origin = scope["type"] == "websocket" or scope.get("method") not in _SAFE_METHODS
-        if origin is not None and checks_origin:
-            name = origin_host(origin.decode("latin-1"))
-            allowed = self.allowed if self.allowed is not None else LOOPBACK_HOSTS
-            if name is None or name not in allowed:
-                return "requests from web pages of other origins are refused (Origin header)"
-        return None
+    def accepts(self, host_header: str | None) -> bool:
+        """Whether a request naming ``host_header`` is for this daemon."""
+        if host_header is None:
+            return False
+        name = host_name(host_header)
+        return name in self.allowed or (self.ip_addresses and is_ip_address(name))
 
 
-async def _refuse(scope: Scope, send: Send, message: str) -> None:
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first ``name`` header (lower-case bytes) of an ASGI scope, or None."""
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def refuse(scope: Scope, send: Send, status: int, message: str) -> None:
+    """Answer ``status`` with ``{"detail": message}`` before the app sees the request; a
+    WebSocket handshake gets the same HTTP answer when the server can send one (uvicorn can),
+    else it is closed before it is accepted (the client then sees a 403)."""
+    body = json.dumps({"detail": message}).encode("utf-8")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+    ]
     if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
-        return
-    body = ('{"detail":"' + message.replace('"', "'") + '"}').encode("utf-8")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 421,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode("ascii")),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+            return
+        prefix = "websocket.http.response"
+    else:
+        prefix = "http.response"
+    await send({"type": f"{prefix}.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}.body", "body": body})
 
 
 class CloseUnreadBodyMiddleware:
@@ -243,10 +267,12 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
-def allowed_hosts(host: str) -> frozenset[str] | None:
-    """The Host names to accept for a daemon listening on ``host`` (None: any, see above)."""
+def allowed_hosts(host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The Host names to accept for a daemon listening on ``host``: loopback, ``host`` itself
+    (unless it is every address) and ``extra`` (the ``allowed_hosts`` setting)."""
     from microsip_bridge.server.settings import WILDCARD_HOSTS
 
-    if host in WILDCARD_HOSTS:
-        return None
-    return LOOPBACK_HOSTS | {host_name(host)}
+    names = set(LOOPBACK_HOSTS) | {host_name(h) for h in extra}
+    if host not in WILDCARD_HOSTS:
+        names.add(host_name(host))
+    return frozenset(names)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from microsip_bridge.config import DEFAULTS
 from microsip_bridge.errors import BridgeError
+from microsip_bridge.server.cors import normalize_origin
+from microsip_bridge.server.security import is_loopback, split_list
 
 if TYPE_CHECKING:
     from microsip_bridge.config import Config
@@ -22,7 +24,8 @@ WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, no
 class DaemonSettings:
     """Everything ``serve`` needs; the defaults are config.py's. ``database`` empty: SQLite
     ``bridge.db`` in ``home``. ``ini``: MicroSIP's microsip.ini for reconciliation and the
-    sweep (None: none). Times in seconds."""
+    sweep (None: none). Times in seconds (``session_days`` in days). A host other than loopback
+    needs ``public``. ``allowed_hosts`` and ``allowed_origins``: comma-separated."""
 
     home: Path
     host: str = DEFAULTS["host"]
@@ -32,17 +35,53 @@ class DaemonSettings:
     reject_timeout: float = DEFAULTS["reject_timeout"]
     spool_interval: float = DEFAULTS["spool_interval"]
     sweep_interval: float = DEFAULTS["sweep_interval"]
+    public: bool = DEFAULTS["public"]
+    allowed_hosts: str = DEFAULTS["allowed_hosts"]
+    allowed_origins: str = DEFAULTS["allowed_origins"]
+    session_days: float = DEFAULTS["session_days"]
     commit_timeout: float = COMMIT_TIMEOUT
+    # Read by the API: which hook program counts as ours, the largest Contacts.xml it reads.
+    hook_program: str = DEFAULTS["hook_program"]
+    max_file_mb: int = DEFAULTS["max_file_mb"]
+    exe: Path | None = None  # MicroSIP's exe, when known: the microsip.exe control transport
+    control_transport: str = DEFAULTS["control_transport"]
+    control_cooldown: float = DEFAULTS["control_cooldown"]
+    control_rate: float = DEFAULTS["control_rate"]
+    dial_timeout: float = DEFAULTS["dial_timeout"]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise BridgeError(f"port must be 0-65535, not {self.port}")
         if not self.host.strip():
             raise BridgeError("host must not be empty")
-        for name in ("reject_timeout", "spool_interval", "sweep_interval", "commit_timeout"):
+        names = ("reject_timeout", "spool_interval", "sweep_interval", "commit_timeout")
+        for name in (*names, "dial_timeout"):
             value = getattr(self, name)
             if not value > 0:
                 raise BridgeError(f"{name} must be more than 0 seconds, not {value}")
+        if self.control_transport not in ("auto", "window", "exe", "simulator"):
+            raise BridgeError(
+                "control_transport must be auto, window, exe or simulator, not "
+                f"{self.control_transport!r}"
+            )
+        for name in ("control_cooldown", "control_rate"):
+            if not getattr(self, name) >= 0:
+                raise BridgeError(f"{name} must not be negative")
+        if not self.session_days > 0:
+            raise BridgeError(f"session_days must be more than 0, not {self.session_days}")
+        if not self.public and not is_loopback(self.host):
+            raise BridgeError(
+                f"{self.host} is not a loopback address: other machines could reach the daemon "
+                "there, which needs --public (or the public setting)"
+            )
+        for name in self.host_names:
+            if not name or any(c in name for c in "/[]@?#"):
+                raise BridgeError(f"allowed_hosts: {name!r} is not a host name")
+        for origin in split_list(self.allowed_origins):
+            if normalize_origin(origin) is None:
+                raise BridgeError(
+                    f"allowed_origins: {origin!r} is not an origin (scheme://host[:port])"
+                )
 
     @classmethod
     def from_config(cls, config: Config, home: Path, **overrides: Any) -> DaemonSettings:
@@ -60,9 +99,24 @@ class DaemonSettings:
         return replace(self, **changes)
 
     @property
+    def max_bytes(self) -> int:
+        """The largest file the API reads (Contacts.xml), in bytes."""
+        return self.max_file_mb * 1024 * 1024
+
+    @property
     def database_url(self) -> str | None:
         """The database URL, or None for the default SQLite file in ``home``."""
         return self.database.strip() or None
+
+    @property
+    def host_names(self) -> list[str]:
+        """The ``allowed_hosts`` setting's names."""
+        return split_list(self.allowed_hosts)
+
+    @property
+    def origins(self) -> list[str]:
+        """The ``allowed_origins`` setting's origins."""
+        return split_list(self.allowed_origins)
 
     @property
     def connect_host(self) -> str:

@@ -21,6 +21,7 @@ import os
 import socket
 import socketserver
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,12 @@ from microsip_bridge.errors import (
     BridgeError,
     CommandError,
     FileFormatError,
+    MicroSIPNotRunningError,
     NotFoundError,
     UnsafeInputError,
 )
 from microsip_bridge.fileio import atomic_write, read_limited
-from microsip_bridge.microsip.commands import Channel, Verb, parse
+from microsip_bridge.microsip.commands import S20, Channel, Command, Verb, Version, parse
 from microsip_bridge.sim.folder import SimFolder
 from microsip_bridge.sim.simulator import Simulator
 
@@ -277,3 +279,41 @@ def forward_command_line(folder: Path | str, text: str) -> int | None:
     if cmd.verb in (Verb.EXIT, Verb.ANSWER, Verb.HANGUP_ALL):
         return 0
     return None
+
+
+def served_version(folder: Path | str) -> Version | None:
+    """The MicroSIP version the simulator serving ``folder`` plays (None: none serves it, or
+    its state file does not say)."""
+    try:
+        data = json.loads(
+            read_limited(
+                SimFolder(Path(folder)).state_file, MAX_STATE_BYTES, "simulator state file"
+            )
+        )
+    except (BridgeError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    text = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        return Version.parse(text)
+    except BridgeError:
+        return None
+
+
+@dataclass(slots=True)
+class SimulatorTransport:
+    """The controller transport for a folder served by the simulator: its channel stands in
+    for WM_COPYDATA, with dwData 2 on 3.20+ and 1 before, as for the real window."""
+
+    folder: Path
+    version: Version | None = None
+    timeout: float = 10.0
+    name: str = "simulator"
+
+    def send(self, command: Command) -> int:
+        asynchronous = self.version is not None and self.version >= S20
+        try:
+            return send_command(self.folder, command.text, asynchronous, timeout=self.timeout)
+        except NotFoundError as exc:
+            raise MicroSIPNotRunningError(exc.message, path=exc.path) from None

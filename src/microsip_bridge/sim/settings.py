@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from microsip_bridge.microsip.cmdline import profile_string_as_read
 from microsip_bridge.microsip.commands import S22, Version
-from microsip_bridge.microsip.contact import Contact
+from microsip_bridge.microsip.contact import Contact, contact_for_number
 from microsip_bridge.microsip.contacts_xml import read_contacts
 from microsip_bridge.microsip.crt import wtoi
 from microsip_bridge.microsip.hook_keys import HOOK_KEYS
@@ -125,19 +125,10 @@ def account_domain(doc: IniDocument, account_id: int) -> str:
 
 
 def lookup_name(contacts: list[Contact], number: str) -> str:
-    """GetNameByNumber (facts §4.4): an exact match on the contact number's user part, else a
-    contact number of more than 3 characters that the caller's number ends with, with at most 3
-    extra leading characters (a country prefix). "" when nothing matches."""
-    if not number:
-        return ""
-    for contact in contacts:
-        if contact.dial_number.partition("@")[0] == number:
-            return contact.display_name
-    for contact in contacts:
-        candidate = contact.dial_number.partition("@")[0]
-        if len(candidate) > 3 and number.endswith(candidate) and len(number) - len(candidate) <= 3:
-            return contact.display_name
-    return ""
+    """The name MicroSIP shows for the caller ``number`` (facts §4.4), "" when no contact
+    matches."""
+    contact = contact_for_number(contacts, number)
+    return "" if contact is None else contact.display_name
 
 
 class IniSettings:

@@ -18,7 +18,7 @@ import abc
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +85,12 @@ def call_dict(values: Sequence[Any]) -> dict[str, object]:
     # SQLAlchemy decodes the JSON column; the stdlib driver gives its text.
     data["events"] = json.loads(uids) if isinstance(uids, str | bytes) else list(uids)
     return data
+
+
+def json_text(obj: Mapping[str, object]) -> str:
+    """An event, a call or an event-feed message as one line of JSON, text as itself (not
+    escaped to ASCII): what `events --format json` prints and the event WebSocket sends."""
+    return json.dumps(obj, ensure_ascii=False)
 
 
 def event_dict(values: Sequence[Any]) -> dict[str, object]:
@@ -392,9 +398,7 @@ class _EngineReader(LogReader):
         from microsip_bridge.store import repo
 
         stored = self._read(lambda conn: repo.events_after(conn, cursor, limit))
-        return [
-            event_dict(tuple(getattr(event, name) for name in EVENT_FIELDS)) for event in stored
-        ]
+        return [event.to_dict() for event in stored]
 
     def cursor_before_newest(self, count: int) -> int:
         from microsip_bridge.store import repo

@@ -68,6 +68,11 @@ class StoredEvent:
         """The event as the state model takes it."""
         return EventRecord(self.uid, self.event, self.number, self.ts, self.pid, self.source)
 
+    def to_dict(self) -> dict[str, object]:
+        """The event object that ``events --format json``, the REST API and the WebSocket give:
+        :data:`~.reader.EVENT_FIELDS`, in order."""
+        return reader.event_dict(tuple(getattr(self, name) for name in reader.EVENT_FIELDS))
+
 
 # -- the event log ---------------------------------------------------------------------------
 
@@ -82,7 +87,7 @@ def record_event(
     defaults to now. Raises :class:`BridgeError` for values no database can store (NUL,
     unpaired surrogates, non-finite times).
     """
-    row = _event_row(rec, time.time() if received_at is None else received_at)
+    row = event_row(rec, time.time() if received_at is None else received_at)
     cursor = _insert_event(conn, row)
     if cursor is not None:
         return cursor, False
@@ -92,7 +97,7 @@ def record_event(
 def record_events(
     conn: Connection, recs: Iterable[EventRecord], received_at: float | None = None
 ) -> list[tuple[int, bool]]:
-    """:func:`record_event` for many events in a few statements (what group commit uses).
+    """:func:`record_event` for many events in a few statements.
 
     Returns one ``(cursor, duplicate)`` per record, in order. A uid that appears twice in
     ``recs`` is recorded once: the later copies are duplicates of the first. Every record is
@@ -104,19 +109,10 @@ def record_events(
     rows: dict[str, dict[str, Any]] = {}
     for rec in batch:
         if rec.uid not in rows:
-            rows[rec.uid] = _event_row(rec, now)
+            rows[rec.uid] = event_row(rec, now)
     if not rows:
         return []
-    inserted: dict[str, int] = {}
-    dialect = conn.dialect
-    if dialect.insert_returning and dialect.insert_executemany_returning:
-        for uid, cursor in conn.execute(_statement(conn, "uid-cursor"), list(rows.values())):
-            inserted[uid] = int(cursor)
-    else:
-        for uid, row in rows.items():
-            cursor = _insert_event(conn, row)
-            if cursor is not None:
-                inserted[uid] = cursor
+    inserted = _insert_rows(conn, list(rows.values()))
     known = dict(inserted)
     missing = [uid for uid in rows if uid not in inserted]
     if missing:
@@ -128,6 +124,52 @@ def record_events(
         # Only the first copy of a uid in the batch is the one that was inserted.
         fresh.discard(rec.uid)
     return results
+
+
+def logged_events(conn: Connection, uids: Sequence[str]) -> dict[str, tuple[int, str | None]]:
+    """Those of ``uids`` that the log holds already: uid -> (cursor, call id).
+
+    With :func:`insert_events`, what group commit uses: the daemon learns which events are new
+    before it places them in calls, so that each is inserted once, linked to its call."""
+    found: dict[str, tuple[int, str | None]] = {}
+    for chunk in _chunks(uids):
+        for uid, cursor, call_id in conn.execute(_logged_statement(), {"uids": list(chunk)}):
+            found[uid] = (int(cursor), call_id)
+    return found
+
+
+def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Insert event rows (from :func:`event_row`, each uid once, none in the log); returns
+    each uid's cursor, in one statement where the database can return them.
+
+    Raises :class:`BridgeError` if the log holds one of them after all (another writer
+    recorded it since :func:`logged_events`): roll the transaction back, nothing is lost,
+    and the event is a duplicate when it comes again."""
+    inserted = _insert_rows(conn, rows)
+    for row in rows:
+        if row["uid"] not in inserted:
+            raise BridgeError(
+                "another writer recorded this event at the same moment; try again",
+                where=f"event {str(row['uid'])[:64]!r}",
+            )
+    return inserted
+
+
+def _insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Insert event rows, skipping a uid the log holds; the cursors of those inserted."""
+    inserted: dict[str, int] = {}
+    if not rows:
+        return inserted
+    dialect = conn.dialect
+    if dialect.insert_returning and dialect.insert_executemany_returning:
+        for uid, cursor in conn.execute(_statement(conn, "uid-cursor"), rows):
+            inserted[uid] = int(cursor)
+    else:
+        for row in rows:
+            cursor = _insert_event(conn, row)
+            if cursor is not None:
+                inserted[row["uid"]] = cursor
+    return inserted
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -171,6 +213,18 @@ def _link_statement() -> Any:
             .values(call_id=call_id)
         )
         _STATEMENTS[("any", "link")] = stmt
+    return stmt
+
+
+def _logged_statement() -> Any:
+    """SELECT uid, cursor, call_id FROM events WHERE uid IN (:uids), built once for the same
+    reason as :func:`_statement` (an expanding parameter: one statement for any count)."""
+    stmt = _STATEMENTS.get(("any", "logged"))
+    if stmt is None:
+        stmt = select(events.c.uid, events.c.cursor, events.c.call_id).where(
+            events.c.uid.in_(bindparam("uids", expanding=True))
+        )
+        _STATEMENTS[("any", "logged")] = stmt
     return stmt
 
 
@@ -261,7 +315,9 @@ def max_cursor(conn: Connection) -> int:
     return 0 if value is None else int(value)
 
 
-def _event_row(rec: EventRecord, received_at: float) -> dict[str, Any]:
+def event_row(rec: EventRecord, received_at: float, call_id: str | None = None) -> dict[str, Any]:
+    """The log's row for ``rec``, linked to call ``call_id``. Raises :class:`BridgeError` for
+    values no database can store (NUL, unpaired surrogates, non-finite times)."""
     row: dict[str, Any] = {
         "uid": rec.uid,
         "event": rec.event.value,
@@ -270,6 +326,7 @@ def _event_row(rec: EventRecord, received_at: float) -> dict[str, Any]:
         "received_at": received_at,
         "pid": rec.pid,
         "source": rec.source,
+        "call_id": call_id,
     }
     _check_values(row, f"event {rec.uid[:64]!r}")
     return row
@@ -304,13 +361,17 @@ def save_call(conn: Connection, call: Call) -> None:
     save_calls(conn, [call])
 
 
-def save_calls(conn: Connection, batch: Sequence[Call]) -> None:
+def save_calls(conn: Connection, batch: Sequence[Call], *, link: bool = True) -> None:
     """:func:`save_call` for many calls in two statements (what group commit uses): every call
-    is checked before anything is written."""
+    is checked before anything is written. ``link=False`` skips linking the events, for a
+    caller that inserted them linked (:func:`insert_events`) and saved their calls' older
+    events before."""
     if not batch:
         return
     rows = [_call_row(call) for call in batch]
     conn.execute(_call_upsert(conn), rows)
+    if not link:
+        return
     links = [{"link_uid": uid, "link_call": call.call_id} for call in batch for uid in call.events]
     if links:
         conn.execute(_link_statement(), links)
