@@ -202,8 +202,11 @@ def test_the_login_link_logs_in_once(rig: Rig) -> None:
     other = rig.browser.new_context(viewport=DESKTOP)
     second = other.new_page()
     second.goto(link)
-    second.goto(rig.served.url + "/")
-    expect(second.locator("#login")).to_be_visible(timeout=SLOW)
+    answer = second.goto(rig.served.url + "/")
+    assert answer is not None and answer.status == 401
+    expect(second.get_by_role("heading")).to_have_text("Log in to microsip-bridge")
+    expect(second.locator("body")).to_contain_text("microsip-bridge open")
+    assert second.locator("#live-list").count() == 0
     other.close()
 
 
