@@ -56,7 +56,8 @@ class FakeApi:
                 "version": "3.22.3",
                 "running": True,
             },
-            "hooks": [{"event": e, "state": "ours"} for e in range(8)],
+            "hooks": [{"event": e, "state": "ours"} for e in range(7)]
+            + [{"event": 7, "state": "ours, another install"}],
             "last_event_at": time.time() - 30,
             "store": {"database": "sqlite:///bridge.db", "ok": True},
             "version": "0.8.0",

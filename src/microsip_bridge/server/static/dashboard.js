@@ -559,10 +559,12 @@ function hooksSummary(hooks) {
       ? Object.values(hooks).map((h) => (typeof h === "string" ? h : h?.state))
       : [];
   if (!states.length) return ["unknown", undefined];
-  const ours = states.filter((s) => s === "ours").length;
+  // "ours, another install": our hook at another path still reports every event.
+  const isOurs = (s) => typeof s === "string" && s.startsWith("ours");
+  const ours = states.filter(isOurs).length;
   if (ours === states.length) return [`all ${ours} ours`, true];
   const others = {};
-  for (const s of states) if (s !== "ours") others[s] = (others[s] ?? 0) + 1;
+  for (const s of states) if (!isOurs(s)) others[s] = (others[s] ?? 0) + 1;
   const rest = Object.entries(others).map(([s, n]) => `${n} ${s}`);
   return [`${ours} of ${states.length} ours; ${rest.join(", ")}`, false];
 }
