@@ -56,9 +56,12 @@ def test_the_demo_ends_on_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
         assert "Jane Doe" in output  # the calls were played and listed first
         assert "== 3. The dashboard" in output
         info = json.loads((home / "daemon.json").read_text("utf-8"))
-        assert link.startswith(info["url"] + "/")
-        with urllib.request.urlopen(info["url"] + "/", timeout=10) as page:
+        assert link.startswith(info["url"] + "/login?once=")
+        # The link logs a browser in (a cookie) and leads to the dashboard.
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with browser.open(link, timeout=10) as page:
             assert page.status == 200
+            assert page.url == info["url"] + "/"
             assert b"/static/dashboard.js" in page.read()
         # The simulated MicroSIP runs too, for the calls the dashboard places.
         marker = home / "MicroSIP" / "microsip-sim.pid"
@@ -72,6 +75,7 @@ def test_the_demo_ends_on_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+        proc.stdout.close()
     assert proc.returncode == 0, "".join(seen) + rest
     assert "Traceback" not in rest
     assert not (home / "daemon.json").exists()
