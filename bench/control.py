@@ -153,6 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             linked = {
                 row[0] for row in db.execute("SELECT call_id FROM events WHERE event = 'outgoing'")
             }
+            for missing in sorted(set(ids) - linked):
+                # What the store says of a dial whose `outgoing` did not land on its id.
+                call = db.execute(
+                    "SELECT number, state, outcome, started_at FROM calls WHERE call_id = ?",
+                    (missing,),
+                ).fetchone()
+                seen = db.execute(
+                    "SELECT call_id, ts, source FROM events"
+                    " WHERE event = 'outgoing' AND number = ?",
+                    (call[0] if call else "",),
+                ).fetchall()
+                print(f"dial {missing}: call {call}, outgoing events {seen}", file=sys.stderr)
             db.close()
         finally:
             conn.close()
