@@ -114,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dial_ms: list[float] = []
     hold_ms: list[float] = []
     ids: list[str] = []
+    not_placed: list[str] = []
+    wrong: list[str] = []
     with sim:
         channel = CommandChannel(sim)
         channel.start()
@@ -153,18 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             linked = {
                 row[0] for row in db.execute("SELECT call_id FROM events WHERE event = 'outgoing'")
             }
+            # A dial the simulated MicroSIP took but did not place (as MicroSIP, it notes why:
+            # e.g. single mode with the last call not yet gone) must end not_placed under its
+            # own id; only an id whose `outgoing` landed on another call is wrong.
             for missing in sorted(set(ids) - linked):
-                # What the store says of a dial whose `outgoing` did not land on its id.
-                call = db.execute(
-                    "SELECT number, state, outcome, started_at FROM calls WHERE call_id = ?",
-                    (missing,),
+                row = db.execute(
+                    "SELECT number, outcome FROM calls WHERE call_id = ?", (missing,)
                 ).fetchone()
-                seen = db.execute(
-                    "SELECT call_id, ts, source FROM events"
-                    " WHERE event = 'outgoing' AND number = ?",
-                    (call[0] if call else "",),
-                ).fetchall()
-                print(f"dial {missing}: call {call}, outgoing events {seen}", file=sys.stderr)
+                if row is not None and row[1] == "not_placed":
+                    notes = [c.note for c in sim.commands if row[0] in c.text and c.note]
+                    not_placed.append(f"{row[0]}: {'; '.join(notes) or 'no note'}")
+                else:
+                    wrong.append(f"{missing}: {row}")
             db.close()
         finally:
             conn.close()
@@ -175,8 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             daemon.wait(30)
             if daemon.stderr is not None:
                 daemon.stderr.close()
-    if linked != set(ids):
-        print(f"{len(set(ids) - linked)} dial ids were not the ids of their calls", file=sys.stderr)
+    for text in not_placed:
+        print(f"not placed by the simulator, ended not_placed: {text}", file=sys.stderr)
+    if wrong:
+        print(f"{len(wrong)} dial ids were not the ids of their calls: {wrong}", file=sys.stderr)
         return 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{count} dials through the daemon's API to the simulator (load {load:.1f})")
