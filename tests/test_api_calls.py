@@ -370,6 +370,8 @@ def test_the_sql_number_filter_is_number_matches(stored: list[str], wanted: str)
                         "event_uids": [],
                         "updated_at": 0.0,
                         "open": False,
+                        "name_source": "",
+                        "number_key": "",
                     }
                     for i, number in enumerate(stored)
                 ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import io
+import json
 import math
 import os
 import sqlite3
@@ -179,28 +180,36 @@ def test_downgrade_to_base_and_back(db: Engine) -> None:
     assert schema_diffs(db) == []
 
 
-def test_the_indexes_of_0002_come_over_a_filled_0001_and_go_back(fresh: Engine) -> None:
-    # A store of the first release: 0002 only adds indexes, every row stays as it was.
+def test_0002_and_0003_come_over_a_filled_0001_and_go_back(fresh: Engine) -> None:
+    # A store of the first release: 0002 adds indexes, 0003 columns (and tables) whose values
+    # for the rows there are the defaults; every row stays as it was.
     config = alembic_config()
     with fresh.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
     call = a_call(microsip_time=int(T0))
+    new_columns = {"name_source", "number_key", "transitions"}
     with fresh.begin() as conn:
         repo.record_events(conn, [rec("u1"), rec("u2")])
-        repo.save_call(conn, call)
+        row = {k: v for k, v in repo._call_row(call).items() if k not in new_columns}
+        row["event_uids"] = json.dumps(row["event_uids"])
+        names = ", ".join(row)
+        values = ", ".join(f":{k}" for k in row)
+        conn.execute(text(f"INSERT INTO calls ({names}) VALUES ({values})"), row)
     upgrade(fresh)
-    assert current_revision(fresh) == "0002" == head_revision()
+    assert current_revision(fresh) == "0003" == head_revision()
     assert schema_diffs(fresh) == []
     with fresh.connect() as conn:
-        assert repo.get_call(conn, call.call_id) == call
+        # Stored before transitions existed: None, so none fires for what the call already is.
+        assert repo.get_call(conn, call.call_id) == dataclasses.replace(call, transitions=None)
         assert repo.history_entries_seen(conn, [(17, int(T0))]) == {(17, int(T0))}
     with fresh.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0001")
-    names = {ix["name"]: ix["column_names"] for ix in inspect(fresh).get_indexes("calls")}
-    assert "ix_calls_microsip_entry" not in names
-    assert names["ix_calls_started_at"] == ["started_at"]
+    names_ = {ix["name"]: ix["column_names"] for ix in inspect(fresh).get_indexes("calls")}
+    assert "ix_calls_microsip_entry" not in names_ and "ix_calls_number_key" not in names_
+    assert names_["ix_calls_started_at"] == ["started_at"]
+    assert "webhook_outbox" not in inspect(fresh).get_table_names()
     assert count(fresh, "calls") == 1
 
 
@@ -695,7 +704,7 @@ def test_every_call_field_has_a_column() -> None:
     fields = {f.name for f in dataclasses.fields(Call)} - {"events"}
     assert fields <= columns
     assert {"event_uids", "open"} <= columns
-    assert set(metadata.tables) == {"events", "calls"}
+    assert set(metadata.tables) == {"events", "calls", "webhook_outbox", "bridge_contacts"}
 
 
 def test_save_and_get_a_call(db: Engine) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,10 @@ SETTINGS: tuple[Setting, ...] = (
 )
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
 
+# The arrays of tables config.toml may hold besides the settings: each checked by its owner
+# (actions/rules.py for [[rules]], webhooks/targets.py for [[webhooks]]).
+TABLES = ("rules", "webhooks")
+
 
 def config_path(home: Path | None = None) -> Path:
     return (home or bridge_home()) / CONFIG_NAME
@@ -141,6 +145,8 @@ class Config:
     values: dict[str, Any]
     sources: dict[str, str]
     path: Path
+    # The arrays of tables (TABLES) as the file has them, unchecked: {"rules": [{...}, ...]}.
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -170,7 +176,15 @@ def load_config(path: Path | None = None) -> Config:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise FileFormatError(f"not valid TOML: {exc}", path=path) from exc
+    tables: dict[str, list[dict[str, Any]]] = {}
     for name, value in data.items():
+        if name in TABLES:
+            if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+                raise FileFormatError(
+                    f"{name} must be an array of tables ([[{name}]] sections)", path=path
+                )
+            tables[name] = value
+            continue
         if name not in DEFAULTS:
             known = ", ".join(DEFAULTS)
             raise FileFormatError(f"unknown setting {name!r} (known: {known})", path=path)
@@ -185,4 +199,4 @@ def load_config(path: Path | None = None) -> Config:
             raise FileFormatError(f"{name} must not be negative", path=path)
         values[name] = value
         sources[name] = str(path)
-    return Config(values, sources, path)
+    return Config(values, sources, path, tables)

@@ -82,6 +82,26 @@ class Outcome(enum.StrEnum):
     NOT_PLACED = "not_placed"  # a dial sent through the bridge that MicroSIP never placed
 
 
+class Transition(enum.StrEnum):
+    """What happened to a call, as rules (``on = [...]``) and webhooks (``call.<name>``) name
+    it. Each fires at most once per call, when it first becomes true of the call
+    (calls/transitions.py); the order here is the order they fire in within one change."""
+
+    INCOMING = "incoming"  # an incoming call arrived (even one MicroSIP rejects at once)
+    OUTGOING = "outgoing"  # MicroSIP placed an outgoing call
+    RINGING = "ringing"  # an incoming call rang (never for one auto-answered without delay)
+    ANSWERED = "answered"  # the call was answered (incoming: by us; outgoing: by them)
+    CONNECTED = "connected"  # the call is connected (either direction, after answered)
+    MISSED = "missed"  # ended: an incoming call nobody answered (outcome missed)
+    BUSY = "busy"  # ended by cmdCallBusy: the party was busy (busy) or we declined (declined)
+    ENDED = "ended"  # ended, however it ended (always the last)
+
+
+def webhook_type(transition: Transition) -> str:
+    """The webhook message type that reports ``transition``: ``call.ringing``..."""
+    return f"call.{transition.value}"
+
+
 def new_call_id(ts: float) -> str:
     """A fresh time-ordered call id for a call whose first event happened at ``ts``."""
     return _time_prefix(ts) + secrets.token_hex(6)
@@ -115,6 +135,12 @@ class Call:
     slots are reused), type 0-3, status text, connected seconds.
     ``events`` are the uids of the events applied to the call. ``updated_at`` is the time of the
     last change (the latest event's time, or the ``now`` of the timeout that closed it).
+    ``name`` is the caller's name and ``name_source`` where it came from (``microsip``: its
+    Contacts.xml or its [Calls] entry, ``bridge``: the bridge's own contacts, ``crm``: the CRM
+    lookup; empty: no name). ``number_key`` is :attr:`microsip_bridge.numbers.Number.key` of
+    ``number`` (E.164 for a phone number), what the API's number filter compares.
+    ``transitions``: the :class:`Transition` values already fired for the call, in order
+    (None: the call predates them, and fires none for what it already is).
     """
 
     call_id: str
@@ -139,6 +165,9 @@ class Call:
     source: str = SOURCE_HOOKS
     events: list[str] = field(default_factory=list)
     updated_at: float = 0.0
+    name_source: str = ""
+    number_key: str = ""
+    transitions: list[str] | None = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -153,6 +182,8 @@ class Call:
         for name in _CALL_FIELD_NAMES:
             setattr(new, name, getattr(self, name))
         new.events = list(self.events)
+        if self.transitions is not None:
+            new.transitions = list(self.transitions)
         return new
 
     def to_dict(self) -> dict[str, object]:
@@ -181,6 +212,11 @@ class Call:
             if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
                 raise BridgeError("call events must be a list of event uids")
             values["events"] = list(events)
+            fired = values.get("transitions", [])
+            if fired is not None:
+                if not isinstance(fired, list) or not all(isinstance(t, str) for t in fired):
+                    raise BridgeError("call transitions must be a list of names")
+                values["transitions"] = list(fired)
             return cls(**values)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise BridgeError(f"not a call record: {exc}") from None

@@ -18,9 +18,9 @@ BLOCK = 1000
 
 def calls_csv(calls: Iterable[dict[str, object]], *, raw: bool = False) -> Iterator[str]:
     """Calls for spreadsheets: a header, then one line per call with every field, in the JSON's
-    order (RFC 4180: CRLF line ends); ``events`` as space-separated event ids, booleans as
-    ``true``/``false``, nothing for null. Text that a spreadsheet would run as a formula gets a
-    ``'`` in front (csvsafe.py), unless ``raw``."""
+    order (RFC 4180: CRLF line ends); ``events`` and ``transitions`` as space-separated names,
+    booleans as ``true``/``false``, nothing for null. Text that a spreadsheet would run as a
+    formula gets a ``'`` in front (csvsafe.py), unless ``raw``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)  # lineterminator "\r\n"
 
@@ -36,6 +36,7 @@ def calls_csv(calls: Iterable[dict[str, object]], *, raw: bool = False) -> Itera
     numbers = {i for i, name in enumerate(CALL_FIELDS) if kinds[name] in ("int", "float")}
     texts = [i for i in range(len(CALL_FIELDS)) if i not in numbers and i not in flags]
     uids = CALL_FIELDS.index("events")
+    fired = CALL_FIELDS.index("transitions")
     writer.writerow(CALL_FIELDS)
     yield take()
     for count, call in enumerate(calls, 1):
@@ -43,6 +44,7 @@ def calls_csv(calls: Iterable[dict[str, object]], *, raw: bool = False) -> Itera
         for i in flags:
             cells[i] = "true" if cells[i] else "false"
         cells[uids] = " ".join(cast(list[str], cells[uids]))
+        cells[fired] = " ".join(cast(list[str], cells[fired] or ()))
         if not raw:
             for i in texts:
                 if cells[i]:

@@ -10,14 +10,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from microsip_bridge.calls.recorder import IngestResult, Recorder
+from microsip_bridge.calls.recorder import CallObserver, IngestResult, Recorder
 from microsip_bridge.calls.spool import Rejected, SpoolReport, ingest_spool, reject
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.sweep import Reconciler, Sweeper, SweepResult
 from microsip_bridge.calls.writer import Periodic, Writer
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import Call, EventRecord
-from microsip_bridge.store import repo
 from microsip_bridge.wire import encode_record
 
 if TYPE_CHECKING:
@@ -56,7 +55,8 @@ class Ingestor:
     ``clock`` gives Unix seconds (the hook's clock), for received times and timeouts.
     ``make_tracker`` builds an empty tracker like ``tracker`` (used to rebuild after a failed
     transaction; default: same timeouts). ``feed``: the hub every committed event is published
-    to (calls/feed.py; None: none).
+    to (calls/feed.py; None: none). ``observer``: what acts on saved calls and their
+    transitions (names, rules, webhooks: :class:`~.recorder.CallObserver`; None: nothing).
 
     **Usage**::
 
@@ -82,6 +82,7 @@ class Ingestor:
         make_tracker: Callable[[], CallTracker] | None = None,
         cancel_texts: Iterable[str] = (),
         feed: EventHub | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         if batch_size < 1 or spool_batch < 1:
             raise BridgeError("ingest batch sizes must be at least 1")
@@ -99,6 +100,7 @@ class Ingestor:
             make_tracker=make_tracker,
             complete=None if self._reconciler is None else self._reconciler.complete,
             feed=feed,
+            observer=observer,
         )
         periodic = [
             Periodic("expire", expire_interval, self._recorder.expire),
@@ -122,6 +124,15 @@ class Ingestor:
     @feed.setter
     def feed(self, hub: EventHub | None) -> None:
         self._recorder.feed = hub
+
+    @property
+    def observer(self) -> CallObserver | None:
+        """What acts on saved calls (set it before :meth:`start`)."""
+        return self._recorder.observer
+
+    @observer.setter
+    def observer(self, observer: CallObserver | None) -> None:
+        self._recorder.observer = observer
 
     @property
     def tracker(self) -> CallTracker:
@@ -206,7 +217,7 @@ class Ingestor:
             recorder.ensure_loaded()
             call = recorder.tracker.open_dial(number, numbers, recorder.clock(), timeout=timeout)
             with recorder.transaction() as conn:
-                repo.save_calls(conn, [call])
+                recorder.save(conn, [call])
             return call
 
         result = self._writer.run_soon("dial", work).result(JOB_TIMEOUT)
@@ -222,7 +233,7 @@ class Ingestor:
             call = recorder.tracker.cancel_dial(call_id, recorder.clock())
             if call is not None:
                 with recorder.transaction() as conn:
-                    repo.save_calls(conn, [call])
+                    recorder.save(conn, [call])
             return call
 
         result = self._writer.run_soon("dial", work).result(JOB_TIMEOUT)

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from microsip_bridge.calls.state import CallTracker
+from microsip_bridge.calls.transitions import Happened, fire
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import Call, Event, EventRecord
 from microsip_bridge.store import repo
@@ -59,6 +60,24 @@ def clean_number(number: str) -> tuple[str, bytes | None]:
     return data.decode("utf-8", "replace"), data
 
 
+class CallObserver(Protocol):
+    """What acts on calls as they are saved (the actions service: names, rules, webhooks).
+
+    The recorder calls it for every call it saves, on the writer thread: :meth:`prepare` before
+    the save (fill in what is derived from the call: its normalised number, its caller's name;
+    fast, no I/O), :meth:`record` inside the transaction (what must be exactly as durable as
+    the event: the webhook outbox rows), :meth:`committed` after the commit (side effects:
+    screen-pops, programs, notifications, waking the delivery worker; never raises, never
+    blocks). A transaction that fails calls no :meth:`committed`: its transitions fire again
+    when the events are stored again."""
+
+    def prepare(self, calls: Sequence[Call]) -> None: ...
+
+    def record(self, conn: Connection, happened: Sequence[Happened]) -> None: ...
+
+    def committed(self, happened: Sequence[Happened]) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What became of one event: its cursor in the log, whether the log had it already, and
@@ -87,7 +106,9 @@ class Recorder:
     ``make_tracker`` builds an empty tracker like ``tracker`` (used to rebuild after a failed
     transaction; default: same timeouts). ``complete``: see :data:`Completer` (None: calls are
     saved as the events left them). ``feed``: where each committed event is published
-    (calls/feed.py), after its commit. Not thread-safe: one writer thread uses it.
+    (calls/feed.py), after its commit. ``observer``: what acts on the saved calls and their
+    transitions (:class:`CallObserver`; None: the transitions are recorded, nothing acts).
+    Every call is saved through :meth:`save`. Not thread-safe: one writer thread uses it.
     """
 
     def __init__(
@@ -99,9 +120,12 @@ class Recorder:
         make_tracker: Callable[[], CallTracker] | None = None,
         complete: Completer | None = None,
         feed: EventHub | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.engine = engine
         self.feed = feed
+        self.observer = observer
+        self._happened: list[Happened] = []  # by this transaction, for after its commit
         self._last_cursor = 0  # the highest cursor committed: the feed publishes above it
         self.tracker = tracker
         self.clock = clock
@@ -143,15 +167,45 @@ class Recorder:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One transaction on the store; if it fails, the tracker is rebuilt from the store."""
+        """One transaction on the store; if it fails, the tracker is rebuilt from the store.
+        Save calls in it with :meth:`save`."""
+        self._happened = []
         try:
             with self.engine.begin() as conn:
                 yield conn
         except Exception:
+            self._happened = []
             self._recover()
             raise
         if self.feed is not None:
             self._publish_new()
+        self._after_commit()
+
+    def save(self, conn: Connection, calls: Sequence[Call], *, link: bool = True) -> None:
+        """Save ``calls`` in the transaction ``conn``: prepared by the observer, their new
+        transitions fired and recorded (in the calls, and by the observer in the same
+        transaction). The observer acts on them once the transaction commits."""
+        if not calls:
+            return
+        observer = self.observer
+        if observer is not None:
+            observer.prepare(calls)
+        now = self.clock()
+        happened = [h for call in calls for h in fire(call, now)]
+        repo.save_calls(conn, calls, link=link)
+        if happened:
+            if observer is not None:
+                observer.record(conn, happened)
+            self._happened.extend(happened)
+
+    def _after_commit(self) -> None:
+        happened, self._happened = self._happened, []
+        if happened and self.observer is not None:
+            try:
+                self.observer.committed(happened)
+            except Exception:
+                # Stored is stored: an action that fails must not fail the events' commit.
+                logger.exception("the actions on %d call transitions failed", len(happened))
 
     def _recover(self) -> None:
         """After a failed transaction: a tracker rebuilt from what the store really has. If
@@ -194,6 +248,7 @@ class Recorder:
                 refused[i] = exc
             else:
                 firsts.append(rec)
+        self._happened = []
         with self.engine.begin() as conn:
             # The log, not the tracker's memory, says which events are new; they are then
             # placed in calls and inserted linked to them, so no event row is written twice.
@@ -211,7 +266,7 @@ class Recorder:
                 placed.append(row)
             cursors = repo.insert_events(conn, placed)
             # Their older events were linked when the calls were saved before.
-            repo.save_calls(conn, changed, link=False)
+            self.save(conn, changed, link=False)
             results: list[IngestResult | BridgeError] = []
             for i, rec in enumerate(recs):
                 error = refused.get(i)
@@ -229,6 +284,7 @@ class Recorder:
                     results.append(IngestResult(uid, cursors[uid], not new, call_id))
         if self.feed is not None:
             self._publish(recs, results, changed, now)
+        self._after_commit()
         return results
 
     # --- the feed: after the commit, never before ---------------------------------------------
@@ -296,7 +352,7 @@ class Recorder:
         closed = self.tracker.expire(self.clock())
         if closed:
             with self.transaction() as conn:
-                repo.save_calls(conn, closed)
+                self.save(conn, closed)
         return closed
 
 

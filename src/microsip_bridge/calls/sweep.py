@@ -135,7 +135,7 @@ class Reconciler:
                 done.add((entry.key, entry.time))
                 if new != call:
                     changed.append(new)
-            repo.save_calls(conn, changed)
+            recorder.save(conn, changed)
             for new in changed:
                 tracker.update(new)
             saved += len(changed)
@@ -143,7 +143,7 @@ class Reconciler:
                 settled, known, calls=waiting, cancel_texts=self.cancel_texts
             )
             for call in imported:
-                saved += _import(conn, call, now)
+                saved += _import(recorder, conn, call, now)
                 # Imported, or refused for good (its values): either way, never again.
                 if call.microsip_key is not None and call.microsip_time is not None:
                     done.add((call.microsip_key, call.microsip_time))
@@ -256,7 +256,7 @@ def _final(entry: CallEntry, open_calls: Sequence[Call], now: float, stale: floa
     return bool(entry.info) or now - entry.time >= stale
 
 
-def _import(conn: Connection, call: Call, now: float) -> int:
+def _import(recorder: Recorder, conn: Connection, call: Call, now: float) -> int:
     """Save a call imported from [Calls], with one ``sweep`` event for readers of the log."""
     end_kind = Event.BUSY if call.outcome in (Outcome.BUSY, Outcome.DECLINED) else Event.END
     rec = EventRecord(
@@ -270,7 +270,7 @@ def _import(conn: Connection, call: Call, now: float) -> int:
     call = dataclasses.replace(call, number=rec.number, events=[rec.uid])
     try:
         repo.record_event(conn, rec, received_at=now)
-        repo.save_call(conn, call)
+        recorder.save(conn, [call])
     except BridgeError as exc:
         logger.warning("[Calls] entry %s not imported: %s", call.microsip_key, exc)
         return 0

@@ -145,20 +145,26 @@ def calls_json(calls: Iterable[dict[str, object]]) -> Iterator[str]:
     # in, took 45 us a call, most of what `calls --all` cost. An encoded value never holds a
     # control character (they are escaped), so one separates the values of one encoding.
     encode = json.JSONEncoder(ensure_ascii=False, separators=("\x1f", ":")).encode
-    at = CALL_FIELDS.index("events")
+    # The fields that hold lists: each is laid out over lines of its own, as indent=2 does.
+    lists = [CALL_FIELDS.index("events"), CALL_FIELDS.index("transitions")]
     template = "  {\n" + ",\n".join(f"    {encode(k)}: %s" for k in CALL_FIELDS) + "\n  }"
     opened = False
     for call in calls:
         values = list(call.values())
-        uids = values.pop(at)
-        if tuple(call) != CALL_FIELDS or not isinstance(uids, list):
+        if tuple(call) != CALL_FIELDS or not isinstance(values[lists[0]], list):
             raise ValueError(f"not a call as the store reads it: {sorted(call)}")
+        held = [values[i] for i in lists]
+        for i in reversed(lists):
+            values.pop(i)
         parts = encode(values)[1:-1].split("\x1f")
-        if uids:
-            items = ",\n      ".join(encode(uids)[1:-1].split("\x1f"))
-            parts.insert(at, f"[\n      {items}\n    ]")
-        else:
-            parts.insert(at, "[]")
+        for i, items in zip(lists, held, strict=True):
+            if items is None:
+                parts.insert(i, "null")
+            elif items:
+                lines = ",\n      ".join(encode(items)[1:-1].split("\x1f"))
+                parts.insert(i, f"[\n      {lines}\n    ]")
+            else:
+                parts.insert(i, "[]")
         yield ("[\n" if not opened else ",\n") + template % tuple(parts)
         opened = True
     yield "\n]\n" if opened else "[]\n"

@@ -44,7 +44,7 @@ class _CallFields(BaseModel):
     state: CallState
     started_at: float = Field(description="Time of its first event, Unix seconds.")
     outcome: Outcome | None = Field(description="How it ended (null while it goes on).")
-    name: str = Field(description="The contact name, from MicroSIP's [Calls] entry.")
+    name: str = Field(description="The caller's name (empty: none found).")
     answered_at: float | None = Field(description="When it was answered, Unix seconds.")
     ended_at: float | None = Field(description="When it ended, Unix seconds.")
     duration: float | None = Field(description="Seconds connected (answered calls).")
@@ -65,6 +65,17 @@ class CallOut(_CallFields):
 
     events: list[str] = Field(description="The uids of its events, in the order applied.")
     updated_at: float = Field(description="Time of its last change, Unix seconds.")
+    name_source: str = Field(
+        description="Where the name came from: microsip (Contacts.xml or [Calls]), bridge (the "
+        "bridge's own contacts), crm (the CRM lookup); empty: no name."
+    )
+    number_key: str = Field(
+        description="The number normalised: E.164 for a phone number, else the number as it is."
+    )
+    transitions: list[str] | None = Field(
+        description="What has happened to the call (incoming, ringing, answered...), in order; "
+        "null for calls stored before the bridge recorded them."
+    )
 
 
 class CallDetail(_CallFields):
@@ -72,6 +83,17 @@ class CallDetail(_CallFields):
 
     events: list[EventOut] = Field(description="Its events, as /events gives them.")
     updated_at: float = Field(description="Time of its last change, Unix seconds.")
+    name_source: str = Field(
+        description="Where the name came from: microsip (Contacts.xml or [Calls]), bridge (the "
+        "bridge's own contacts), crm (the CRM lookup); empty: no name."
+    )
+    number_key: str = Field(
+        description="The number normalised: E.164 for a phone number, else the number as it is."
+    )
+    transitions: list[str] | None = Field(
+        description="What has happened to the call (incoming, ringing, answered...), in order; "
+        "null for calls stored before the bridge recorded them."
+    )
 
 
 class CallPage(BaseModel):

@@ -49,6 +49,7 @@ _STATES = frozenset(s.value for s in CallState)
 _OUTCOMES = frozenset(o.value for o in Outcome)
 _EVENTS = frozenset(EVENT_NAMES)
 _EVENTS_AT = CALL_FIELDS.index("events")
+_TRANSITIONS_AT = CALL_FIELDS.index("transitions")
 
 T = TypeVar("T")
 Position = tuple[float, str]  # (started_at, call_id): where a call is in the listing order
@@ -84,6 +85,10 @@ def call_dict(values: Sequence[Any]) -> dict[str, object]:
     uids = values[_EVENTS_AT]
     # SQLAlchemy decodes the JSON column; the stdlib driver gives its text.
     data["events"] = json.loads(uids) if isinstance(uids, str | bytes) else list(uids)
+    fired = values[_TRANSITIONS_AT]
+    if isinstance(fired, str | bytes):
+        fired = json.loads(fired)
+    data["transitions"] = None if fired is None else list(fired)
     return data
 
 

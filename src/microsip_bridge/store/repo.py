@@ -546,6 +546,8 @@ def _call_from_row(row: Row[Any]) -> Call:
     data: dict[str, object] = {name: mapping[name] for name in _CALL_COLUMNS}
     uids = mapping["event_uids"]
     data["events"] = list(uids) if isinstance(uids, list) else uids
+    fired = mapping["transitions"]
+    data["transitions"] = list(fired) if isinstance(fired, list) else fired
     try:
         return Call.from_dict(data)
     except BridgeError as exc:

@@ -1,4 +1,4 @@
-"""The database schema as SQLAlchemy Core tables: the event log and the calls, for both databases.
+"""The database schema as SQLAlchemy Core tables (events, calls, webhook outbox, contacts).
 
 The migrations in ``migrations/versions`` must build exactly this schema; a test compares the two
 with Alembic's autogenerate on both databases, so a change here needs a new migration.
@@ -89,6 +89,13 @@ calls = Table(
     Column("updated_at", Double, nullable=False),
     # Derived from ``state``; indexed so that the daemon loads the open calls at start cheaply.
     Column("open", Boolean, nullable=False),
+    # Where ``name`` came from (microsip, bridge, crm; empty: no name).
+    Column("name_source", String(16), nullable=False, server_default=""),
+    # numbers.Number.key of ``number`` (E.164 for phone numbers): the API's number filter.
+    Column("number_key", Text, nullable=False, server_default=""),
+    # The Transition values fired for the call, in order; NULL for calls stored before they
+    # existed (migration 0003), which fire none for what they already are.
+    Column("transitions", JSON, nullable=True),
     Index("ix_calls_open", "open"),
     # The call id breaks ties in every listing: with it in the index, a page of the newest (or
     # the next) calls is read from the index in order, never sorted from the whole table.
@@ -98,4 +105,49 @@ calls = Table(
     # new entries only: a lookup, not a scan of the calls. The time first: it nearly names the
     # entry on its own, so one statement with a list of times serves any number of entries.
     Index("ix_calls_microsip_entry", "microsip_time", "microsip_key"),
+    Index("ix_calls_number_key", "number_key"),
+)
+
+# The webhooks' transactional outbox: a row is written in the same transaction as the event it
+# reports, then sent (and retried) by the delivery worker until delivered or dead.
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", CursorType, primary_key=True, autoincrement=True),
+    # The Standard Webhooks ``webhook-id``: the same for every attempt, the receiver's
+    # idempotency key.
+    Column("msg_id", String(64), nullable=False),
+    Column("target", String(100), nullable=False),  # the [[webhooks]] name
+    Column("call_id", String(40), nullable=True),
+    Column("type", String(40), nullable=False),  # call.ringing...
+    Column("body", Text, nullable=False),  # the JSON sent, fixed when the row is written
+    Column("created_at", Double, nullable=False),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("state", String(12), nullable=False),  # pending, delivered, dead
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", Double, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", Double, nullable=True),
+    Index("ix_webhook_outbox_msg_id", "msg_id", unique=True),
+    Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
+    Index("ix_webhook_outbox_call", "target", "call_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+# The bridge's own contacts (imported from CSV or vCard files), one row per number: a source
+# of caller names besides MicroSIP's Contacts.xml.
+bridge_contacts = Table(
+    "bridge_contacts",
+    metadata,
+    Column("id", CursorType, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("number", Text, nullable=False),  # as the file had it
+    Column("number_key", Text, nullable=False),  # numbers.Number.key: what lookups compare
+    Column("organization", Text, nullable=False, server_default=""),
+    Column("source", Text, nullable=False),  # the file it was imported from
+    Column("added_at", Double, nullable=False),
+    Index("ix_bridge_contacts_number_key", "number_key"),
+    sqlite_autoincrement=True,
 )

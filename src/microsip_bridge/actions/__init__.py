@@ -1,0 +1,1 @@
+"""Acting on calls: caller names, rules (screen-pops, programs, notifications), webhooks."""

@@ -1,0 +1,1 @@
+"""Webhooks: Standard Webhooks messages, signed, delivered from a transactional outbox."""
