@@ -121,6 +121,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Control commands a second the daemon's API accepts (more get 429); 0: no limit.",
     ),
     Setting(
+        "default_region",
+        "",
+        "The country national numbers are read in, as an ISO 3166 code (US, GB, DE...): with "
+        "GB, 020 7946 0000 and +44 20 7946 0000 are one number to names, rules, webhooks and "
+        "the API. Empty: only numbers written with + or 00 are normalised.",
+    ),
+    Setting(
         "dial_timeout",
         15.0,
         "Seconds a dial through the bridge waits for MicroSIP's outgoing event before its call "

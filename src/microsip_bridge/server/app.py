@@ -40,6 +40,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from microsip_bridge import __version__
+from microsip_bridge.actions.service import Actions, build_actions
 from microsip_bridge.calls.feed import EventHub
 from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
@@ -78,7 +79,7 @@ from microsip_bridge.server.sessions import (
     Sessions,
     session_cookie_name,
 )
-from microsip_bridge.server.settings import DaemonSettings
+from microsip_bridge.server.settings import SETTING_NAMES, DaemonSettings
 from microsip_bridge.wire import HOOK_EVENTS_PATH, record_schema
 
 HEALTH_PATH = "/api/v1/health"
@@ -152,6 +153,12 @@ def create_app(
             spool_interval=settings.spool_interval,
             sweep_interval=settings.sweep_interval,
         )
+    if ingestor.observer is None:
+        values = {name: getattr(settings, name) for name in SETTING_NAMES}
+        ingestor.observer = build_actions(
+            values, home=settings.home, ini=settings.ini, engine=engine
+        )
+    actions = ingestor.observer
     if ingestor.feed is None:
         ingestor.feed = EventHub(max_subscribers=guard.MAX_WEBSOCKETS)
     feed = ingestor.feed
@@ -161,12 +168,17 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         feed.bind(asyncio.get_running_loop())
+        if isinstance(actions, Actions):
+            await anyio.to_thread.run_sync(actions.start)
         await anyio.to_thread.run_sync(worker.start)
         try:
             yield
         finally:
             feed.close()
             await anyio.to_thread.run_sync(worker.stop)
+            if isinstance(actions, Actions):
+                # After the ingestor: the last commits may still act.
+                await anyio.to_thread.run_sync(actions.stop)
 
     app = FastAPI(
         title="microsip-bridge",
@@ -183,6 +195,7 @@ def create_app(
     app.state.ingestor = ingestor
     app.state.token = token
     app.state.feed = feed
+    app.state.actions = actions
     app.state.login_codes = LoginCodes()
     app.state.sessions = Sessions(settings.home / SESSIONS_NAME, settings.session_days * 86400)
     app.state.session_cookie = session_cookie_name(settings.port)

@@ -48,6 +48,7 @@ class DaemonSettings:
     control_cooldown: float = DEFAULTS["control_cooldown"]
     control_rate: float = DEFAULTS["control_rate"]
     dial_timeout: float = DEFAULTS["dial_timeout"]
+    default_region: str = DEFAULTS["default_region"]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
