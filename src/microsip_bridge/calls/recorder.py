@@ -193,6 +193,9 @@ class Recorder:
         now = self.clock()
         happened = [h for call in calls for h in fire(call, now)]
         repo.save_calls(conn, calls, link=link)
+        tracker = self.tracker
+        for call in calls:
+            tracker.annotate(call)
         if happened:
             if observer is not None:
                 observer.record(conn, happened)

@@ -456,6 +456,19 @@ class CallTracker:
         """The call an event (by uid) was applied to, while the tracker remembers it."""
         return self._uids.get(uid)
 
+    def annotate(self, call: Call) -> None:
+        """Keep what was added to a copy of a tracked call outside the state model (its name and
+        where it came from, its normalised number, the transitions fired), so that the copies
+        of its next changes carry them. Untracked calls are ignored."""
+        track = self._tracks.get(call.call_id)
+        if track is None:
+            return
+        kept = track.call
+        kept.name = call.name
+        kept.name_source = call.name_source
+        kept.number_key = call.number_key
+        kept.transitions = None if call.transitions is None else list(call.transitions)
+
     def update(self, call: Call) -> bool:
         """Take ``call`` (a copy from this tracker, changed outside it, e.g. by
         :func:`~microsip_bridge.calls.reconcile.apply_history`) as the tracker's version, so later
