@@ -128,6 +128,12 @@ SETTINGS: tuple[Setting, ...] = (
         "the API. Empty: only numbers written with + or 00 are normalised.",
     ),
     Setting(
+        "rules_rate",
+        10.0,
+        "Times a minute one rule may open a page, run its program or notify (more are skipped "
+        "and logged); 0: no limit. Webhooks are not limited.",
+    ),
+    Setting(
         "dial_timeout",
         15.0,
         "Seconds a dial through the bridge waits for MicroSIP's outgoing event before its call "

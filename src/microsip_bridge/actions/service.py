@@ -16,8 +16,9 @@ are started and stopped with the daemon (:meth:`Actions.start`, :meth:`Actions.s
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +27,7 @@ from microsip_bridge.numbers import Normaliser
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from microsip_bridge.actions.rules_part import RulesPart
     from microsip_bridge.calls.transitions import Happened
     from microsip_bridge.model import Call
 
@@ -55,6 +57,10 @@ class Actions:
     def __init__(self, normalise: Normaliser, parts: Sequence[Part] = ()) -> None:
         self.normalise = normalise
         self.parts = list(parts)
+        # Sends MicroSIP a control verb ("answer"): set by the daemon (server/app.py) for the
+        # notices' Answer button; None: no control.
+        self.control: Callable[[str], object] | None = None
+        self.rules: RulesPart | None = None
 
     def prepare(self, calls: Sequence[Call]) -> None:
         normalise = self.normalise
@@ -97,4 +103,46 @@ def build_actions(
     changes), MicroSIP's ini (None: none) and its store."""
     normalise = Normaliser(str(values.get("default_region", "")))
     parts: list[Part] = []
-    return Actions(normalise, parts)
+    actions = Actions(normalise, parts)
+    actions.rules = _rules_part(actions, values, home=home)
+    actions.parts.append(actions.rules)
+    return actions
+
+
+def _rules_part(actions: Actions, values: Mapping[str, Any], *, home: Path) -> RulesPart:
+    """The rules (config.toml's [[rules]], watched), their launcher and notifier."""
+    from microsip_bridge.actions.launch import Launcher, open_url
+    from microsip_bridge.actions.live_config import LiveConfig
+    from microsip_bridge.actions.notify import make_notifier
+    from microsip_bridge.actions.rules_part import Enqueue, RulesPart
+    from microsip_bridge.config import CONFIG_NAME
+
+    def answer() -> None:
+        if actions.control is None:
+            logger.warning("the notice's Answer button: the daemon has no control service")
+        else:
+            actions.control("answer")
+
+    enqueue: Enqueue | None = None
+    try:
+        # By name: rules and the webhooks' outbox (W's) are built side by side; without it the
+        # rules' webhook key is logged as unavailable.
+        outbox = importlib.import_module("microsip_bridge.webhooks.outbox")
+    except ImportError:
+        logger.warning("no webhook outbox in this build: rules' webhook keys do nothing")
+    else:
+        enqueue = outbox.enqueue
+    # The notice is shown on the daemon's own PC: loopback reaches it whatever it listens on.
+    port = int(values.get("port", 0))
+    dashboard = f"http://127.0.0.1:{port}/"
+    launcher = Launcher(
+        rule_rate=float(values.get("rules_rate", 10.0)),
+        notifier=make_notifier(answer, open_url),
+    )
+    return RulesPart(
+        LiveConfig(home / CONFIG_NAME),
+        launcher,
+        normalise=actions.normalise,
+        enqueue=enqueue,
+        dashboard=dashboard if port else "",
+    )

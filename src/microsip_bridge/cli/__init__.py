@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "--all says otherwise (a note on stderr says when older ones were left out)."
         ),
     ),
+    "rules": (
+        "microsip_bridge.cli.rules:rules",
+        "Check config.toml's screen-pop rules and show what they would do for a call.",
+    ),
     "events": (
         "microsip_bridge.cli.calls:events",
         "Print the event log: every hook event the daemon stored, oldest first, with its cursor.",

@@ -107,9 +107,15 @@ async def status(request: Request) -> dict[str, Any]:
             "last_event_at": None if newest is None else newest[1],
             "cursor": 0 if newest is None else newest[0],
             "store": store,
+            "rules": _rules_status(request),
         }
 
     return await anyio.to_thread.run_sync(look)
+
+
+def _rules_status(request: Request) -> dict[str, Any] | None:
+    rules = getattr(getattr(request.app.state, "actions", None), "rules", None)
+    return None if rules is None else dict(rules.config.status())
 
 
 @router.get("/history", response_model=list[HistoryEntry], responses=NO_INI)

@@ -196,6 +196,8 @@ def create_app(
     app.state.token = token
     app.state.feed = feed
     app.state.actions = actions
+    if isinstance(actions, Actions):
+        actions.control = lambda verb: control.state_control_service(app.state).send(verb)
     app.state.login_codes = LoginCodes()
     app.state.sessions = Sessions(settings.home / SESSIONS_NAME, settings.session_days * 86400)
     app.state.session_cookie = session_cookie_name(settings.port)

@@ -89,7 +89,12 @@ _lock = threading.Lock()
 
 def control_service(request: Request) -> ControlService:
     """The app's one ControlService (every client's commands go through it, in turn)."""
-    state = request.app.state
+    return state_control_service(request.app.state)
+
+
+def state_control_service(state: Any) -> ControlService:
+    """:func:`control_service` for the app whose ``app.state`` is ``state`` (the notices'
+    Answer button has no request)."""
     with _lock:
         service = getattr(state, "control", None)
         if service is None:

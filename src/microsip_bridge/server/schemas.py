@@ -134,6 +134,18 @@ class StoreInfo(BaseModel):
     detail: str | None = Field(description="The store's error, when not ok.")
 
 
+class RulesInfo(BaseModel):
+    """config.toml's rules and webhook targets as the daemon runs them (reloaded on change)."""
+
+    path: str = Field(description="The config.toml watched.")
+    rules: int = Field(description="Rules loaded.")
+    webhooks: int = Field(description="Webhook targets loaded.")
+    error: str | None = Field(
+        description="Why the file's latest version was refused (the previous rules still run)."
+    )
+    loaded_at: float | None = Field(description="When the rules in use were read, Unix seconds.")
+
+
 class Status(BaseModel):
     """The daemon, MicroSIP, its hooks and the store at a glance."""
 
@@ -143,6 +155,7 @@ class Status(BaseModel):
     last_event_at: float | None = Field(description="When the newest event's hook fired.")
     cursor: int = Field(description="The newest event's cursor (0: no event yet).")
     store: StoreInfo
+    rules: RulesInfo | None = Field(default=None, description="None: the daemon runs no rules.")
 
 
 class HistoryEntry(BaseModel):

@@ -49,6 +49,7 @@ class DaemonSettings:
     control_rate: float = DEFAULTS["control_rate"]
     dial_timeout: float = DEFAULTS["dial_timeout"]
     default_region: str = DEFAULTS["default_region"]
+    rules_rate: float = DEFAULTS["rules_rate"]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
