@@ -455,3 +455,33 @@ def test_a_rule_with_a_webhook_but_no_outbox_is_logged(
     conn: Any = None
     part.record(conn, happened)
     assert "webhook 'crm' is not available" in caplog.text
+
+
+def test_the_notices_answer_button_answers_through_the_daemons_control(
+    bridge_home: Path, tmp_path: Path
+) -> None:
+    from microsip_bridge.server.app import create_app
+    from microsip_bridge.server.settings import DaemonSettings
+    from microsip_bridge.sim.folder import create_folder
+    from tests.control_support import serving_simulator
+
+    folder = create_folder(tmp_path / "MicroSIP", domain="pbx.example.invalid").path
+    settings = DaemonSettings(
+        home=bridge_home,
+        port=5797,
+        ini=folder / "microsip.ini",
+        control_transport="simulator",
+        control_cooldown=0.0,
+    )
+    app = create_app(settings)
+    actions = app.state.actions
+    assert actions.rules is not None
+    assert actions.rules.dashboard == "http://127.0.0.1:5797/"
+    with serving_simulator(folder) as sim:
+        sim.incoming("5551234")
+        assert len(sim.ringing_incoming()) == 1
+        toaster = ToastNotifier(lambda: actions.control("answer"), lambda url: None)
+        toaster.on_button(Notice("c1", "Incoming call: 5551234", "", "", True), "answer")
+        assert sim.ringing_incoming() == []
+        assert [c.number for c in sim.active_calls()] == ["5551234"]
+    app.state.engine.dispose()
