@@ -86,6 +86,10 @@ MONDAY_9 = at("2026-12-07 09:30")  # a Monday
         ({"run": []}, "run", "list of strings"),
         ({"run": ["{raw}"]}, "run", "literal path"),
         ({"run": ["log.exe", "{who}"]}, "run", "item 2: unknown placeholder {who}"),
+        ({"run": ["C:\\Tools\\log.bat", "{raw}"]}, "run", "cmd.exe would read"),
+        ({"run": ["log.CMD", "x{digits}"]}, "run", "cmd.exe would read"),
+        ({"run": ["C:/Windows/System32/cmd.exe", "/c", "log", "{raw}"]}, "run", "a .bat"),
+        ({"run": ["cmd", "/c", "{name}"]}, "run", "cmd.exe would read"),
         ({"webhook": "crmm"}, "webhook", "no [[webhooks]] target is named 'crmm'"),
         ({"notify": "yes"}, "notify", "true or false"),
         ({"open": None}, "open", "does nothing"),
@@ -125,6 +129,12 @@ def test_a_good_rule_parses_every_key() -> None:
     assert len(rule.hours) == 2
     assert rule.describe()["on"] == ["ringing", "answered"]
     assert rule.label == "rule 1 ('crm pop')"
+
+
+def test_batch_files_without_placeholders_are_allowed() -> None:
+    rule = one({**POP, "run": ["C:\\Tools\\beep.bat", "--loud"]})
+    assert [t.text for t in rule.run] == ["C:\\Tools\\beep.bat", "--loud"]
+    assert one({**POP, "run": ["C:\\Tools\\batch.exe", "{raw}"]}).run
 
 
 def test_no_webhook_targets_means_webhook_is_an_error() -> None:

@@ -317,6 +317,14 @@ def _parse_rule(
                 raise fail("run", f"item {position + 1}: {exc}") from None
         if not value[0].strip() or not templates[0].literal:
             raise fail("run", "the program (item 1) must be a literal path, with no placeholder")
+        if _through_cmd(value[0]) and not all(t.literal for t in templates):
+            # Windows runs these through cmd.exe, which reads & | % ^ in an argument as its own
+            # syntax whatever the quoting (facts §2.3): a caller's number could run commands.
+            raise fail(
+                "run",
+                "a .bat or .cmd file (or cmd.exe) cannot take placeholders: cmd.exe would read "
+                "a number's & | % as commands; run a program (.exe, python, powershell -File)",
+            )
         run = tuple(templates)
 
     webhook: str | None = None
@@ -351,6 +359,12 @@ def _parse_rule(
         webhook=webhook,
         notify=notify,
     )
+
+
+def _through_cmd(program: str) -> bool:
+    """Whether Windows would start ``program`` through cmd.exe."""
+    name = re.split(r"[\\/]", program.strip().strip('"'))[-1].lower()
+    return name in ("cmd", "cmd.exe") or name.endswith((".bat", ".cmd"))
 
 
 def parse_template(text: str) -> Template:
