@@ -485,3 +485,41 @@ def test_the_notices_answer_button_answers_through_the_daemons_control(
         assert sim.ringing_incoming() == []
         assert [c.number for c in sim.active_calls()] == ["5551234"]
     app.state.engine.dispose()
+
+
+def test_open_url_uses_the_shell_on_windows_and_webbrowser_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import webbrowser
+
+    from microsip_bridge.actions import launch
+
+    started: list[str] = []
+    browsed: list[str] = []
+    monkeypatch.setattr(os, "startfile", started.append, raising=False)
+    monkeypatch.setattr(webbrowser, "open", lambda url: browsed.append(url) or False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    launch.open_url("https://crm.example/?q=1")
+    assert (started, browsed) == (["https://crm.example/?q=1"], [])
+    monkeypatch.setattr(sys, "platform", "linux")
+    launch.open_url("https://crm.example/?q=2")
+    assert browsed == ["https://crm.example/?q=2"]
+    assert "no browser could open https://crm.example/?q=2" in caplog.text
+
+
+def test_a_failing_action_is_logged_and_the_pool_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(url: str) -> None:
+        raise RuntimeError("no display")
+
+    opened: list[str] = []
+    launcher = Launcher(rule_rate=0, opener=broken)
+    try:
+        assert launcher.open("https://a/")
+        assert launcher.wait()
+        launcher.opener = opened.append
+        assert launcher.open("https://b/")
+        assert launcher.wait()
+    finally:
+        launcher.stop()
+    assert opened == ["https://b/"]
+    assert "rule action failed: open https://a/" in caplog.text
