@@ -504,7 +504,8 @@ def test_open_url_uses_the_shell_on_windows_and_webbrowser_elsewhere(
     monkeypatch.setattr(sys, "platform", "linux")
     launch.open_url("https://crm.example/?q=2")
     assert browsed == ["https://crm.example/?q=2"]
-    assert "no browser could open https://crm.example/?q=2" in caplog.text
+    assert "no browser could open the page (https://crm.example/)" in caplog.text
+    assert "q=2" not in caplog.text
 
 
 def test_a_failing_action_is_logged_and_the_pool_goes_on(caplog: pytest.LogCaptureFixture) -> None:
@@ -514,7 +515,7 @@ def test_a_failing_action_is_logged_and_the_pool_goes_on(caplog: pytest.LogCaptu
     opened: list[str] = []
     launcher = Launcher(rule_rate=0, opener=broken)
     try:
-        assert launcher.open("https://a/")
+        assert launcher.open("https://a/?q=5551234")
         assert launcher.wait()
         launcher.opener = opened.append
         assert launcher.open("https://b/")
@@ -523,3 +524,4 @@ def test_a_failing_action_is_logged_and_the_pool_goes_on(caplog: pytest.LogCaptu
         launcher.stop()
     assert opened == ["https://b/"]
     assert "rule action failed: open https://a/" in caplog.text
+    assert "5551234" not in caplog.text

@@ -29,7 +29,8 @@ def open_url(url: str) -> None:
     if sys.platform == "win32":
         os.startfile(url)  # noqa: S606 - an http(s) URL checked by the rule's parser
     elif not webbrowser.open(url):
-        logger.warning("no browser could open %s", url)
+        # Not the URL: it holds the caller's number, which logs do not show.
+        logger.warning("no browser could open the page (%s)", url.split("?", 1)[0])
 
 
 def run_program(argv: tuple[str, ...], timeout: float = RUN_TIMEOUT) -> int | None:
@@ -136,7 +137,7 @@ class Launcher:
             return True
 
     def open(self, url: str) -> bool:
-        return self._submit(lambda: self.opener(url), f"open {url}")
+        return self._submit(lambda: self.opener(url), f"open {url.split('?', 1)[0]}")
 
     def run(self, argv: tuple[str, ...]) -> bool:
         return self._submit(lambda: self.runner(argv, self.run_timeout), f"run {argv[0]}")

@@ -95,7 +95,8 @@ class NoNotifier:
         if not self._said:
             logger.info("no notification service on this machine: notices are only logged")
             self._said = True
-        logger.info("notice (not shown): %s", notice.title)
+        # What happened and the call, not who: the title holds the caller's name or number.
+        logger.info("notice (not shown): %s, call %s", notice.title.split(":")[0], notice.call_id)
         self.shown.append(notice)
 
 
