@@ -94,7 +94,7 @@ class RulesPart:
     def record(self, conn: Connection, happened: Sequence[Happened]) -> None:
         # Webhooks go to the outbox for every call, live or caught up: the receivers keep a
         # log, and the outbox's id makes a second row for the same message a no-op.
-        if not self.config.rules:
+        if not any(rule.webhook for rule in self.config.rules):
             return
         targets = {t.name: t for t in self.config.targets}
         for h in happened:
@@ -110,7 +110,7 @@ class RulesPart:
                 self.enqueue(conn, h, target, now=self.clock())
 
     def committed(self, happened: Sequence[Happened]) -> None:
-        if not self.config.rules:
+        if not any(rule.open or rule.run or rule.notify for rule in self.config.rules):
             return
         for h in happened:
             plan = [f for f in self.plan(h) if f.url or f.argv or f.notify]
