@@ -92,6 +92,7 @@ MONDAY_9 = at("2026-12-07 09:30")  # a Monday
         ({"run": ["cmd", "/c", "{name}"]}, "run", "cmd.exe would read"),
         ({"webhook": "crmm"}, "webhook", "no [[webhooks]] target is named 'crmm'"),
         ({"notify": "yes"}, "notify", "true or false"),
+        ({"once": 1}, "once", "true or false"),
         ({"open": None}, "open", "does nothing"),
     ],
 )
@@ -327,3 +328,16 @@ def test_parse_rules_only_raises_file_format_error(tables: list[dict[str, Any]])
         error = str(exc)
         assert error.startswith("config.toml, [[rules]] ")
         assert "\n" not in error
+
+
+def test_once_counts_only_the_first_of_its_events_the_call_went_through() -> None:
+    rule = one({**POP, "on": ["ringing", "answered"], "once": True})
+    n = GB("+442079460000")
+    rang = call(transitions=["incoming", "ringing"])
+    assert rule.matches(rang, Transition.RINGING, n, MONDAY_9)
+    answered = call(transitions=["incoming", "ringing", "answered"])
+    assert not rule.matches(answered, Transition.ANSWERED, n, MONDAY_9)
+    auto = call(transitions=["incoming", "answered", "connected"])
+    assert rule.matches(auto, Transition.ANSWERED, n, MONDAY_9)
+    twice = one({**POP, "on": ["ringing", "answered"]})
+    assert twice.matches(answered, Transition.ANSWERED, n, MONDAY_9)

@@ -525,3 +525,54 @@ def test_a_failing_action_is_logged_and_the_pool_goes_on(caplog: pytest.LogCaptu
     assert opened == ["https://b/"]
     assert "rule action failed: open https://a/" in caplog.text
     assert "5551234" not in caplog.text
+
+
+ONCE = """
+[[rules]]
+name = "pop once"
+on = ["ringing", "answered"]
+once = true
+direction = "incoming"
+run = ["logger", "{event}"]
+"""
+
+
+@pytest.mark.parametrize("name", list(SEQUENCES))
+def test_once_pops_every_incoming_call_once_auto_answered_or_not(
+    db: Engine,  # noqa: F811
+    tmp_path: Path,
+    name: str,
+) -> None:
+    # on = ["ringing", "answered"] with once: a call that rings pops on the ring and not again
+    # when answered; one auto-answered without delay (no ring, facts §2.2) pops on the answer.
+    events, expected = SEQUENCES[name]
+    fakes = Fakes()
+    part = rules_part(tmp_path, ONCE, fakes)
+    clock = [T0]
+    r = recorder(db, part, clock)
+    recs = [rec(f"u{i}", e, "2125550100", ts=T0 + i) for i, e in enumerate(events)]
+    for one in recs:
+        clock[0] = one.ts + 0.1
+        r.write([one])
+    r.write(recs)
+    assert fakes.launcher.wait()
+    if Transition.INCOMING not in expected:
+        assert fakes.ran == []
+    elif Transition.RINGING in expected:
+        assert fakes.ran == [("logger", "ringing")]
+    else:
+        assert fakes.ran == [("logger", "answered")]
+
+
+def test_once_in_one_batch_fires_for_the_first_event(
+    db: Engine,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    fakes = Fakes()
+    part = rules_part(tmp_path, ONCE, fakes)
+    clock = [T0 + 3.1]
+    r = recorder(db, part, clock)
+    events = [Event.INCOMING, Event.RING, Event.ANSWER, Event.START]
+    r.write([rec(f"b{i}", e, "2125550100", ts=T0 + i) for i, e in enumerate(events)])
+    assert fakes.launcher.wait()
+    assert fakes.ran == [("logger", "ringing")]

@@ -16,7 +16,19 @@ from microsip_bridge.errors import FileFormatError
 from microsip_bridge.model import Call, Direction, Transition
 from microsip_bridge.numbers import Number
 
-KEYS = ("name", "on", "direction", "number", "known", "hours", "open", "run", "webhook", "notify")
+KEYS = (
+    "name",
+    "on",
+    "once",
+    "direction",
+    "number",
+    "known",
+    "hours",
+    "open",
+    "run",
+    "webhook",
+    "notify",
+)
 ACTIONS = ("open", "run", "webhook", "notify")
 PLACEHOLDERS = (
     "e164",
@@ -97,6 +109,7 @@ class Rule:
     run: tuple[Template, ...] = ()
     webhook: str | None = None
     notify: bool = False
+    once: bool = False
 
     @property
     def label(self) -> str:
@@ -107,6 +120,12 @@ class Rule:
         happening at Unix time ``at`` (``hours`` are read in local time)."""
         if transition not in self.on:
             return False
+        if self.once and call.transitions:
+            # Only the first of the rule's events the call went through counts (the call's
+            # transitions are in the order they fired, stored with it).
+            first = next((t for t in call.transitions if t in self.on), transition.value)
+            if first != transition.value:
+                return False
         if self.direction is not None and call.direction is not self.direction:
             return False
         if self.known is not None and bool(call.name) != self.known:
@@ -127,6 +146,7 @@ class Rule:
             "index": self.index,
             "name": self.name,
             "on": [t.value for t in Transition if t in self.on],
+            "once": self.once,
             "direction": self.direction.value if self.direction else None,
             "number": self.number.pattern if self.number else None,
             "known": self.known,
@@ -250,6 +270,12 @@ def _parse_rule(
         except ValueError:
             raise fail("on", f"unknown event {item!r} (known: {known_events})") from None
 
+    once = False
+    if "once" in table:
+        if not isinstance(table["once"], bool):
+            raise fail("once", "must be true or false")
+        once = table["once"]
+
     direction: Direction | None = None
     if "direction" in table:
         value = table["direction"]
@@ -358,6 +384,7 @@ def _parse_rule(
         run=run,
         webhook=webhook,
         notify=notify,
+        once=once,
     )
 
 

@@ -60,6 +60,8 @@ def check(config_path: Path | None, fmt: str) -> None:
         for key in ("direction", "number", "known", "hours", "open", "run", "webhook"):
             if d[key] is not None:
                 click.echo(f"    {key} = {json.dumps(d[key], ensure_ascii=False)}")
+        if rule.once:
+            click.echo("    once = true")
         if rule.notify:
             click.echo("    notify = true")
     for target in targets:
