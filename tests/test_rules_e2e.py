@@ -1,5 +1,6 @@
 """End to end: a real daemon with a `run` rule, a simulated MicroSIP running our hooks through
-every event sequence of facts §2.2: "ringing" rules pop exactly once per call, hostile
+every event sequence of facts §2.2: "ringing" rules pop exactly once per call (and a
+``once`` rule on ringing+answered once per incoming call, auto-answered ones too), hostile
 numbers reach the program as one argument and execute nothing, and a rule file with an error
 keeps the old rules running (and /status says why)."""
 
@@ -29,12 +30,27 @@ with open(sys.argv[1], "a", encoding="utf-8") as f:
 """
 
 
-def rules_toml(script: Path, log: Path, marker: str) -> str:
-    argv = [sys.executable, "-I", str(script), str(log), marker, "{raw}", "{call_id}", "{event}"]
-    return (
-        '[[rules]]\nname = "pop"\non = ["ringing"]\n'
-        f"run = [{', '.join(json.dumps(a) for a in argv)}]\n"
-    )
+def rules_toml(script: Path, log: Path, marker: str, *, once: bool = False) -> str:
+    def run(marker: str) -> str:
+        argv = [
+            sys.executable,
+            "-I",
+            str(script),
+            str(log),
+            marker,
+            "{raw}",
+            "{call_id}",
+            "{event}",
+        ]
+        return f"run = [{', '.join(json.dumps(a) for a in argv)}]\n"
+
+    text = '[[rules]]\nname = "pop"\non = ["ringing"]\n' + run(marker)
+    if once:
+        text += (
+            '[[rules]]\nname = "every call"\non = ["ringing", "answered"]\nonce = true\n'
+            'direction = "incoming"\n' + run("once")
+        )
+    return text
 
 
 def write(path: Path, text: str) -> None:
@@ -43,10 +59,11 @@ def write(path: Path, text: str) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
-def pops(log: Path) -> list[list[str]]:
+def pops(log: Path, marker: str | None = None) -> list[list[str]]:
     if not log.exists():
         return []
-    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    every = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    return [p for p in every if marker is None or p[0] == marker]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
@@ -126,22 +143,29 @@ def test_ringing_rules_pop_once_per_call_and_a_bad_file_keeps_the_old_rules(
         "'quoted'>x",
     ]
     config = bridge_home / "config.toml"
-    write(config, rules_toml(script, log, "v1"))
+    write(config, rules_toml(script, log, "v1", once=True))
     with (
         serving_simulator(folder, remotes={"*": ANSWERS}) as sim,
         control_daemon(bridge_home, folder, rules_rate=0.0) as (_, api),
     ):
-        assert get_status(api)["rules"]["rules"] == 1
+        assert get_status(api)["rules"]["rules"] == 2
         rang = play_every_sequence(sim, hostile)
-        wait_for(lambda: len(pops(log)) >= len(rang), 60, "the pops")
+        wait_for(lambda: len(pops(log, "v1")) >= len(rang), 60, "the pops")
+        wait_for(lambda: len(pops(log, "once")) >= len(rang) + 1, 60, "the once pops")
         time.sleep(1.5)  # anything late would show now
-        got = pops(log)
+        got = pops(log, "v1")
         assert sorted(p[1] for p in got) == sorted(rang)  # each ringing call, exactly once
         assert len({p[2] for p in got}) == len(got)  # one pop per call id
         stored = {c.call_id: c.number for c in stored_calls(bridge_home) if c.rang}
         assert {p[2]: p[1] for p in got} == stored
-        assert {p[0] for p in got} == {"v1"}
         assert {p[3] for p in got} == {"ringing"}
+        # once: every incoming call that rang or was answered, once; the auto-answered one
+        # (no ring) on its answer.
+        every = pops(log, "once")
+        assert sorted(p[1] for p in every) == sorted([*rang, "5551002"])
+        assert len({p[2] for p in every}) == len(every)
+        assert {p[1]: p[3] for p in every}["5551002"] == "answered"
+        assert {p[3] for p in every if p[1] != "5551002"} == {"ringing"}
         assert list(victim.iterdir()) == []  # nothing executed
 
         # A mistake in the file: the old rule goes on, /status says why.
@@ -151,13 +175,14 @@ def test_ringing_rules_pop_once_per_call_and_a_bad_file_keeps_the_old_rules(
         assert error.startswith(f"{config}, [[rules]] 1 ('pop'), run: item 8: unknown placeholder")
         c = sim.incoming("5552001")
         sim.caller_cancels(c)
-        wait_for(lambda: len(pops(log)) == len(rang) + 1, 30, "the pop by the old rule")
-        assert pops(log)[-1][:2] == ["v1", "5552001"]
+        wait_for(lambda: len(pops(log, "v1")) == len(rang) + 1, 30, "the pop by the old rule")
+        assert pops(log, "v1")[-1][1] == "5552001"
 
         # Fixed: the new rule runs, the error is gone.
         write(config, rules_toml(script, log, "v2"))
         wait_for(lambda: get_status(api)["rules"]["error"] is None, 20, "the fix")
         c = sim.incoming("5552002")
         sim.caller_cancels(c)
-        wait_for(lambda: len(pops(log)) == len(rang) + 2, 30, "the pop by the new rule")
-        assert pops(log)[-1][:2] == ["v2", "5552002"]
+        wait_for(lambda: len(pops(log, "v2")) == 1, 30, "the pop by the new rule")
+        assert pops(log, "v2")[0][1] == "5552002"
+        assert len(pops(log, "v1")) == len(rang) + 1  # the old rule is gone
