@@ -44,6 +44,11 @@ DAY = 86400.0
         ("+1 (555) 123-4567", "+x (xxx) xxx-x567"),
         ("sip:+441234567890@pbx.example", "sip:+xxxxxxxxx890@pbx.example"),
         ("sip:alice@pbx", "sip:a****@pbx"),
+        (
+            "GET https://crm.example/?q=%2B442079460958 failed",
+            "GET https://crm.example/?q=%2Bxxxxxxxxx958 failed",
+        ),
+        ("took 12345 ms for 100000 bytes", "took 12345 ms for 100000 bytes"),
         # Left alone: extensions, counts, ids, dates, IP addresses and their ports.
         ("ext 101 rang 3 times", "ext 101 rang 3 times"),
         ("event 3f9a81234567 refused", "event 3f9a81234567 refused"),

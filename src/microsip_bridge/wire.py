@@ -476,6 +476,8 @@ def _mask_digits(text: str) -> str:
         end = max(end, start + 1)
         run = text[start:end]
         before = text[start - 1] if start else " "
+        if before in "Bb" and text[max(start - 3, 0) : start - 1] == "%2":
+            before = "+"  # a URL-encoded "+" (a CRM URL with the number in its query)
         after = text[end] if end < n else " "
         if (
             sum(c.isdigit() for c in run) >= MASK_MIN_DIGITS

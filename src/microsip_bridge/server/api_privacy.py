@@ -43,6 +43,7 @@ class PurgeBody(BaseModel):
 
     before: float | None = Field(
         default=None,
+        allow_inf_nan=False,
         description="Unix seconds: closed calls that ended before it, their events, and "
         "delivered or dead webhook deliveries older than it (pending ones are kept).",
     )
