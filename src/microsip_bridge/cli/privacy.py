@@ -102,16 +102,15 @@ def purge(
     )
     # Every check before any write: a refused purge deletes nothing.
     ring = _ring(number, history, microsip_path, ini_path, contacts_path)
-    counts = _purge_store(plan, database, dry_run)
+    counts, through_daemon = _purge_store(plan, database, dry_run)
     if number is not None:
         match, _ = number_matcher(number, region)
-        if counts.pop("through_daemon", 0) == 0:
+        if not through_daemon:  # a running daemon ingested the spool before it purged
             counts["spooled events"] = _purge_spool(match, dry_run)
         if ring is not None:
             entries, backups = _purge_ring(ring, match, dry_run)
             counts["[Calls] entries"] = entries
             counts["ini backups cleaned"] = backups
-    counts.pop("through_daemon", None)
     kept = counts.pop("open_kept", 0)
     summary = ", ".join(f"{value} {name}" for name, value in counts.items())
     click.echo(f"would purge {summary}; nothing written" if dry_run else f"purged {summary}")
@@ -161,7 +160,10 @@ def _ring(
     return _Ring(location.ini, running)
 
 
-def _purge_store(plan: PurgePlan, database: str | None, dry_run: bool) -> dict[str, int]:
+def _purge_store(
+    plan: PurgePlan, database: str | None, dry_run: bool
+) -> tuple[dict[str, int], bool]:
+    """The counts, and whether a running daemon did it."""
     from microsip_bridge.server.client import call_api, running_daemon
     from microsip_bridge.wire import bridge_home
 
@@ -172,21 +174,19 @@ def _purge_store(plan: PurgePlan, database: str | None, dry_run: bool) -> dict[s
         if status != 200 or not isinstance(answer, dict):
             detail = answer.get("detail") if isinstance(answer, dict) else None
             raise BridgeError(f"the daemon refused the purge ({status}): {detail or 'no reason'}")
-        counts = _counts(answer)
-        counts["through_daemon"] = 1
-        return counts
+        return _counts(answer), True
     from microsip_bridge.store.engine import open_log
     from microsip_bridge.store.purge import Purge
 
     engine = open_log(database or str(state().config["database"]) or None, home)
     if engine is None:
-        return _counts({})
+        return _counts({}), False
     try:
         purge = Purge(plan)
         report = purge.count(engine) if dry_run else purge.run(engine)
     finally:
         engine.dispose()
-    return _counts(report.as_dict())
+    return _counts(report.as_dict()), False
 
 
 def _counts(answer: dict[str, Any]) -> dict[str, int]:
