@@ -704,7 +704,13 @@ def test_every_call_field_has_a_column() -> None:
     fields = {f.name for f in dataclasses.fields(Call)} - {"events"}
     assert fields <= columns
     assert {"event_uids", "open"} <= columns
-    assert set(metadata.tables) == {"events", "calls", "webhook_outbox", "bridge_contacts"}
+    assert set(metadata.tables) == {
+        "events",
+        "calls",
+        "webhook_outbox",
+        "bridge_contacts",
+        "purged_entries",
+    }
 
 
 def test_save_and_get_a_call(db: Engine) -> None:

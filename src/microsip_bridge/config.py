@@ -139,6 +139,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a dial through the bridge waits for MicroSIP's outgoing event before its call "
         "ends as not_placed.",
     ),
+    Setting(
+        "mask_numbers",
+        True,
+        "Mask phone numbers and SIP user names in the daemon's and the hook's logs (only the "
+        "last 2-3 digits show): logs get copied into tickets; the call log keeps them whole.",
+    ),
+    Setting(
+        "retention_days",
+        0,
+        "Days the daemon keeps ended calls, their events and delivered webhooks; older ones it "
+        "purges by itself every hour. 0: keep them forever.",
+    ),
 )
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
 

@@ -59,6 +59,7 @@ from microsip_bridge.wire import (
     encode_record,
     home_dir,
     make_record,
+    mask_number,
     parse_json,
     spool,
 )
@@ -107,9 +108,13 @@ def join_number(parts: list[str]) -> str:
 
 def log(message: str, home: str | os.PathLike[str] | None = None) -> None:
     """Best effort: the hook has no console under pythonw, and must never fail because of a log.
-    The log is cut to one old generation (``hook.log.1``) past :data:`MAX_LOG_BYTES`."""
+    The log is cut to one old generation (``hook.log.1``) past :data:`MAX_LOG_BYTES`. Numbers
+    in ``message`` are masked (wire.mask_number) unless the daemon's mask_numbers is off."""
     try:
-        folder = os.path.join(home_dir() if home is None else os.fspath(home), "logs")
+        base = home_dir() if home is None else os.fspath(home)
+        if _masking(base):
+            message = mask_number(message)
+        folder = os.path.join(base, "logs")
         path = os.path.join(folder, LOG_NAME)
         try:
             if os.stat(path).st_size > MAX_LOG_BYTES:
@@ -120,6 +125,19 @@ def log(message: str, home: str | os.PathLike[str] | None = None) -> None:
         append_line(path, f"{stamp} pid={os.getpid()} {message}")
     except (OSError, ValueError):
         pass
+
+
+def _masking(folder: str) -> bool:
+    # The daemon publishes its mask_numbers setting in daemon.json; no daemon (or a damaged
+    # file) means the default, on. Read only when a line is logged: the hot path never logs.
+    text = _read_small(os.path.join(folder, DAEMON_FILE))
+    if not text or '"mask_numbers"' not in text:
+        return True
+    try:
+        info = parse_json(text)
+    except (ValueError, RecursionError):
+        return True
+    return not (isinstance(info, dict) and info.get("mask_numbers") is False)
 
 
 # --- the daemon ---------------------------------------------------------------------------------

@@ -383,3 +383,144 @@ def record_schema() -> dict[str, object]:
         "required": list(REQUIRED_FIELDS),
         "properties": props,
     }
+
+
+# --- masking numbers in logs (the mask_numbers setting) ------------------------------------------
+
+# What a masked digit becomes: ASCII, so a log line stays writable to any console encoding.
+MASK_CHAR = "x"
+# A run of fewer digits is left alone: internal extensions (101, 2345) name a desk, not a
+# caller, and counts, ports and years in log lines stay readable.
+MASK_MIN_DIGITS = 5
+# A run followed by one of these words is a quantity, not a phone number ("10000 characters").
+_UNITS = ("characters", "bytes", "KiB", "MiB", "ms", "s", "seconds")
+# Characters that may sit between the digits of one phone number (+44 (20) 7946-0958); a dot
+# does not, so IP addresses and versions stay as they are.
+_JOINERS = " -()/"
+
+
+def _masked_run(run: str) -> str:
+    # Keep the last 3 digits of a long number (8 or more digits), the last 2 of a shorter one.
+    digits = sum(c.isdigit() for c in run)
+    keep = 3 if digits >= 8 else 2
+    out = []
+    for char in reversed(run):
+        if char.isdigit():
+            if keep > 0:
+                keep -= 1
+                out.append(char)
+            else:
+                out.append(MASK_CHAR)
+        else:
+            out.append(char)
+    return "".join(reversed(out))
+
+
+def _quantity(text: str, end: int) -> bool:
+    # " <unit>" then the end of the word.
+    if not text.startswith(" ", end):
+        return False
+    for unit in _UNITS:
+        stop = end + 1 + len(unit)
+        if text.startswith(unit, end + 1) and (stop == len(text) or not text[stop].isalnum()):
+            return True
+    return False
+
+
+def _is_iso_date(run: str) -> bool:
+    # 2026-12-06: a date in a log line, not a caller.
+    return (
+        len(run) == 10
+        and run[4] == "-"
+        and run[7] == "-"
+        and (run[:4] + run[5:7] + run[8:]).isdigit()
+    )
+
+
+def mask_number(text: str) -> str:
+    """``text`` with every phone number in it masked, for a log line.
+
+    Each run of at least :data:`MASK_MIN_DIGITS` digits (spaces, ``-``, ``/`` and brackets may
+    join them, a ``+`` may lead) keeps its ``+``, its separators and its last 2 digits (3 from 8
+    digits on); every other digit becomes :data:`MASK_CHAR`: ``+44 20 7946 0958`` ->
+    ``+xx xx xxxx x958``. Digits that touch a letter or ``_`` (ids, hex) are no number; ISO
+    dates, the port of an IP address (``127.0.0.1:55432``) and quantities (``10000 bytes``) are
+    kept. A SIP user name with a letter in it keeps its first character: ``sip:alice@pbx`` ->
+    ``sip:a****@pbx``. Never raises; masking a masked text changes nothing.
+    """
+    if not isinstance(text, str):  # a caller without type checks (a log argument)
+        return ""  # type: ignore[unreachable]
+    return _mask_users(_mask_digits(text)) if "@" in text else _mask_digits(text)
+
+
+def _mask_digits(text: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(text)
+    done = 0  # text[:done] is in out
+    while i < n:
+        char = text[i]
+        if not (char.isdigit() or (char == "+" and i + 1 < n and text[i + 1].isdigit())):
+            i += 1
+            continue
+        start, j = i, i + 1
+        end = j if char.isdigit() else i  # just past the run's last digit
+        while j < n:
+            c = text[j]
+            if c.isdigit():
+                j += 1
+                end = j
+            elif c in _JOINERS and j + 1 < n and (text[j + 1].isdigit() or text[j + 1] in "( "):
+                j += 1
+            else:
+                break
+        end = max(end, start + 1)
+        run = text[start:end]
+        before = text[start - 1] if start else " "
+        if before in "Bb" and text[max(start - 3, 0) : start - 1] == "%2":
+            before = "+"  # a URL-encoded "+" (a CRM URL with the number in its query)
+        after = text[end] if end < n else " "
+        if (
+            sum(c.isdigit() for c in run) >= MASK_MIN_DIGITS
+            and not (before.isalnum() or before == "_")
+            and not (after.isalnum() or after == "_")
+            and not _is_iso_date(run)
+            and not _quantity(text, end)
+            and not (
+                before == ":"
+                and start > 1
+                and (text[start - 2].isdigit() or text[start - 2] == "]")
+            )
+        ):
+            out.append(text[done:start])
+            out.append(_masked_run(run))
+            done = end
+        elif before.isalnum() or before == "_":
+            # Inside a word (an id): skip the whole word, or its tail would look like a number.
+            while end < n and (text[end].isalnum() or text[end] == "_"):
+                end += 1
+        i = end
+    out.append(text[done:])
+    return "".join(out)
+
+
+# What a SIP user name may hold besides letters and digits (RFC 3261 unreserved, roughly).
+_USER_CHARS = "._-+%!~"
+
+
+def _mask_users(text: str) -> str:
+    out: list[str] = []
+    done = 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while start > done and (text[start - 1].isalnum() or text[start - 1] in _USER_CHARS):
+            start -= 1
+        user = text[start:at]
+        # Only a name: a number was masked digit by digit already, and a masked name holds "*".
+        if any(c.isalpha() and c != MASK_CHAR for c in user):
+            out.append(text[done : start + 1])
+            out.append("*" * (len(user) - 1))
+            done = at
+        at = text.find("@", at + 1)
+    out.append(text[done:])
+    return "".join(out)

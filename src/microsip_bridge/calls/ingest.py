@@ -17,6 +17,8 @@ from microsip_bridge.calls.sweep import Reconciler, Sweeper, SweepResult
 from microsip_bridge.calls.writer import Periodic, Writer
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import Call, EventRecord
+from microsip_bridge.store.purge import BATCH as PURGE_BATCH
+from microsip_bridge.store.purge import Purge, PurgePlan, PurgeReport
 from microsip_bridge.wire import encode_record
 
 if TYPE_CHECKING:
@@ -239,6 +241,25 @@ class Ingestor:
         result = self._writer.run_soon("dial", work).result(JOB_TIMEOUT)
         assert result is None or isinstance(result, Call)
         return result
+
+    def purge(self, plan: PurgePlan, *, batch: int = PURGE_BATCH) -> PurgeReport:
+        """Purge what ``plan`` selects (store/purge.py): the spool first (what it holds joins
+        the store, and goes with it), then one writer job per batch, so events keep being stored
+        between batches; then the tracker forgets the purged calls."""
+        self.ingest_spool_now(JOB_TIMEOUT)
+        purge = Purge(plan, batch=batch)
+        report = PurgeReport()
+        while True:
+            more = self._writer.run_soon("purge", lambda: purge.step(self.engine, report))
+            if not more.result(JOB_TIMEOUT):
+                break
+        if report.calls:
+            self._writer.run_soon("purge", self._recorder.reload).result(JOB_TIMEOUT)
+        return report
+
+    def count_purge(self, plan: PurgePlan) -> PurgeReport:
+        """What :meth:`purge` would delete now (a dry run: the spool is left alone)."""
+        return Purge(plan).count(self.engine)
 
     # --- on the worker ------------------------------------------------------------------------
 

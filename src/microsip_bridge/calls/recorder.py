@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from microsip_bridge.calls.state import CallTracker
 from microsip_bridge.calls.transitions import Happened, fire
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.model import Call, Event, EventRecord
+from microsip_bridge.model import Call, Event, EventRecord, Transition
 from microsip_bridge.store import repo
 
 if TYPE_CHECKING:
@@ -158,6 +158,13 @@ class Recorder:
         if every:
             logger.info("continuing %d open and %d recent calls", len(calls), len(recent))
 
+    def reload(self) -> None:
+        """Rebuild the tracker from the store: after a purge, so that it forgets the calls the
+        store no longer has (a late event then starts a new call, never re-saves a purged one)."""
+        self.tracker = self._make_tracker()
+        self._stale = True
+        self.ensure_loaded()
+
     def ensure_loaded(self) -> None:
         """Reload the tracker if a failed transaction left it behind the store: an empty
         tracker must never take events, it would split calls in two."""
@@ -203,6 +210,18 @@ class Recorder:
 
     def _after_commit(self) -> None:
         happened, self._happened = self._happened, []
+        for h in happened:
+            if h.transition is Transition.ENDED:
+                # One line per call for whoever reads the log; the number in it is masked by
+                # the daemon's log formatter unless mask_numbers is off (server/masking.py).
+                c = h.call
+                logger.info(
+                    "call %s ended: %s %s, %s",
+                    c.call_id,
+                    c.direction.value,
+                    c.number or "(no number)",
+                    c.outcome.value if c.outcome is not None else "unknown",
+                )
         if happened and self.observer is not None:
             try:
                 self.observer.committed(happened)

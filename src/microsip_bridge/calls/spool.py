@@ -187,6 +187,92 @@ def ingest_file(
     return report
 
 
+def purge_spool(
+    home: Path,
+    match: Callable[[str], bool],
+    *,
+    dry_run: bool = False,
+    timeout: float = CLAIM_TIMEOUT,
+) -> int:
+    """Drop the spooled events whose number ``match`` accepts (a purge by number while the
+    daemon is stopped: a running daemon ingests the spool first and purges the store). The
+    spool is claimed as for ingestion and the claimed files rewritten atomically without those
+    lines, left for the daemon's next start; rejected lines (``spool-rejected.jsonl``) whose
+    number ``match`` accepts go too. Returns how many lines were (or, ``dry_run``, would be)
+    dropped. Raises BridgeError when a file is still being written after ``timeout``."""
+    from microsip_bridge.fileio import atomic_write
+
+    files = claimed_files(home)
+    if dry_run:
+        if (home / SPOOL_NAME).is_file():
+            files.append(home / SPOOL_NAME)
+    else:
+        fresh = claim(home, timeout=timeout)
+        if fresh is not None:
+            files.append(fresh)
+    dropped = 0
+    for path in files:
+        try:
+            fh = path.open("rb")
+        except FileNotFoundError:
+            continue
+        with fh:
+            if not dry_run and not _lock_exclusive(fh.fileno(), timeout):
+                raise BridgeError("still being written by a hook; try again", path=path)
+            keep: list[bytes] = []
+            gone = 0
+            for number, raw in enumerate(fh, 1):
+                item = parse_line(number, raw.rstrip(b"\r\n")) if raw.endswith(b"\n") else None
+                if isinstance(item, EventRecord) and match(item.number):
+                    gone += 1
+                else:
+                    keep.append(raw)
+        dropped += gone
+        if gone and not dry_run:
+            atomic_write(path, b"".join(keep), backups=0)
+    dropped += _purge_rejected(home, match, dry_run=dry_run)
+    return dropped
+
+
+def _purge_rejected(home: Path, match: Callable[[str], bool], *, dry_run: bool) -> int:
+    # A rejected line is damaged: its number is whatever "number" its text still holds.
+    from microsip_bridge.fileio import atomic_write
+
+    path = home / REJECTED_NAME
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+    keep: list[bytes] = []
+    for raw in lines:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            entry = None
+        text = str(entry.get("text", "")) if isinstance(entry, dict) else ""
+        try:
+            inner = json.loads(text) if text.startswith("{") else None
+        except ValueError:
+            inner = None
+        number = inner.get("number") if isinstance(inner, dict) else _number_in(text)
+        if not (isinstance(number, str) and match(number)):
+            keep.append(raw)
+    gone = len(lines) - len(keep)
+    if gone and not dry_run:
+        atomic_write(path, b"".join(keep), backups=0)
+    return gone
+
+
+def _number_in(text: str) -> str | None:
+    # A torn or damaged record still shows "number":"..." as the hook wrote it.
+    at = text.find('"number":"')
+    if at < 0:
+        return None
+    start = at + len('"number":"')
+    end = text.find('"', start)
+    return text[start:] if end < 0 else text[start:end]
+
+
 def read_lines(lines: Iterable[bytes]) -> Iterator[EventRecord | Rejected]:
     """The events of a spool file's lines, and a :class:`Rejected` for each damaged line."""
     number = 0

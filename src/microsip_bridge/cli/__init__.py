@@ -22,6 +22,13 @@ PROG = "microsip-bridge"
 
 # name -> ("module:attribute", the first sentence of the command's help).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "purge": (
+        "microsip_bridge.cli.privacy:purge",
+        (
+            "Delete calls, their events and webhook deliveries: those that ended before "
+            "--older-than, or one person's (--number)."
+        ),
+    ),
     "doctor": (
         "microsip_bridge.cli.doctor:doctor",
         (

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import math
 import time as _time
+from collections.abc import Callable
 
 from microsip_bridge.errors import BridgeError, FileFormatError, NotFoundError, UnsafeInputError
 from microsip_bridge.microsip.crt import fit_utf16, utf16_len
@@ -33,6 +34,7 @@ from microsip_bridge.microsip.history import (
     CallType,
     call_type,
     parse_entry,
+    read_history,
     read_next_key,
     unix_time,
 )
@@ -171,6 +173,15 @@ def delete_entry(doc: IniDocument, key: int) -> bool:
         return False
     doc.set(CALLS_SECTION, str(key), DELETED)
     return True
+
+
+def delete_matching(doc: IniDocument, match: Callable[[str], bool]) -> list[int]:
+    """Delete (as MicroSIP does, :func:`delete_entry`) every call whose number ``match``
+    accepts, damaged entries left alone; returns their slots, in ring order."""
+    found = [e.key for e in read_history(doc).entries if match(e.number)]
+    for key in sorted(found):
+        delete_entry(doc, key)
+    return sorted(found)
 
 
 def clear_history(doc: IniDocument) -> bool:

@@ -58,6 +58,7 @@ from microsip_bridge.model import EventRecord
 from microsip_bridge.server import (
     api_calls,
     api_microsip,
+    api_privacy,
     auth,
     control,
     dashboard,
@@ -164,6 +165,7 @@ def create_app(
     feed = ingestor.feed
     token = ensure_token(settings.home)
     worker = ingestor
+    retention = api_privacy.Retention(ingestor, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,10 +173,12 @@ def create_app(
         if isinstance(actions, Actions):
             await anyio.to_thread.run_sync(actions.start)
         await anyio.to_thread.run_sync(worker.start)
+        retention.start()
         try:
             yield
         finally:
             feed.close()
+            await anyio.to_thread.run_sync(retention.stop)
             await anyio.to_thread.run_sync(worker.stop)
             if isinstance(actions, Actions):
                 # After the ingestor: the last commits may still act.
@@ -275,6 +279,7 @@ def create_app(
     app.include_router(api_calls.router)
     app.include_router(api_microsip.router)
     app.include_router(directory.router)
+    app.include_router(api_privacy.router)
 
     return app
 

@@ -58,7 +58,9 @@ def running_daemon(home: Path) -> dict[str, Any] | None:
     return info if ok else None
 
 
-def call_api(home: Path, method: str, path: str, body: object = None) -> tuple[int, Any]:
+def call_api(
+    home: Path, method: str, path: str, body: object = None, *, timeout: float = API_TIMEOUT
+) -> tuple[int, Any]:
     """Call the running daemon of ``home`` with its token: the status and the JSON answer (None
     when there is none). DaemonNotRunningError when no daemon runs; BridgeError when the token
     cannot be read or the daemon stops answering."""
@@ -77,7 +79,7 @@ def call_api(home: Path, method: str, path: str, body: object = None) -> tuple[i
     if body is not None:
         data = json.dumps(body).encode("utf-8")
         headers["Content-Type"] = "application/json"
-    conn = http.client.HTTPConnection(host, port, timeout=API_TIMEOUT)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()

@@ -57,6 +57,7 @@ from microsip_bridge.server.lifecycle import (
     release_stop_signals,
     stop_signals_caught,
 )
+from microsip_bridge.server.masking import MaskingFormatter
 from microsip_bridge.server.security import is_loopback, token_path
 from microsip_bridge.server.sessions import LOGIN_CODE_SECONDS, login_url
 from microsip_bridge.server.settings import WILDCARD_HOSTS, DaemonSettings
@@ -85,8 +86,11 @@ Announce = Callable[[str], None]
 # --- daemon.json ------------------------------------------------------------------------------
 
 
-def write_daemon_file(home: Path, host: str, port: int, *, database: str = "") -> Path:
-    """Publish where the daemon listens, atomically and readable by the user only."""
+def write_daemon_file(
+    home: Path, host: str, port: int, *, database: str = "", mask_numbers: bool = True
+) -> Path:
+    """Publish where the daemon listens, atomically and readable by the user only; with the
+    mask_numbers setting, which the hook follows for its own log."""
     path = daemon_file(home)
     info = {
         "host": host,
@@ -97,6 +101,7 @@ def write_daemon_file(home: Path, host: str, port: int, *, database: str = "") -
         "version": __version__,
         "started_at": time.time(),
         "database": database,
+        "mask_numbers": mask_numbers,
     }
     atomic_write(path, (json.dumps(info, indent=2) + "\n").encode("utf-8"), backups=0)
     if os.name == "posix":
@@ -177,7 +182,13 @@ class DaemonServer(uvicorn.Server):
         name = bound.getsockname()
         host = self.settings.connect_host if self.settings.host in WILDCARD_HOSTS else name[0]
         self.address = (host, int(name[1]))
-        write_daemon_file(self.settings.home, host, int(name[1]), database=self._database())
+        write_daemon_file(
+            self.settings.home,
+            host,
+            int(name[1]),
+            database=self._database(),
+            mask_numbers=self.settings.mask_numbers,
+        )
         if self.announce is not None:
             self.announce(self._banner(host, int(name[1])))
         if self.on_listening is not None:
@@ -243,9 +254,11 @@ class DaemonServer(uvicorn.Server):
         return "\n".join(lines)
 
 
-def setup_logging(home: Path, level: int = logging.INFO) -> None:
-    """The daemon's log: stderr and ``<home>/logs/daemon.log`` (rotated at 1 MiB, 3 kept)."""
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+def setup_logging(home: Path, level: int = logging.INFO, *, mask_numbers: bool = True) -> None:
+    """The daemon's log: stderr and ``<home>/logs/daemon.log`` (rotated at 1 MiB, 3 kept), with
+    the numbers in it masked when ``mask_numbers`` (server/masking.py)."""
+    kind = MaskingFormatter if mask_numbers else logging.Formatter
+    formatter = kind("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     try:
         folder = private_dir(home / "logs")
@@ -333,7 +346,7 @@ class Daemon:
             private_dir(settings.home)
             with HomeLock(settings.home):
                 if self.configure_logging:
-                    setup_logging(settings.home)
+                    setup_logging(settings.home, mask_numbers=settings.mask_numbers)
                 if stop is not None:
                     stop.on_stop(self._on_signal)
                 return self._start_and_serve(stop)

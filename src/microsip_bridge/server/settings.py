@@ -50,6 +50,10 @@ class DaemonSettings:
     dial_timeout: float = DEFAULTS["dial_timeout"]
     default_region: str = DEFAULTS["default_region"]
     rules_rate: float = DEFAULTS["rules_rate"]
+    mask_numbers: bool = DEFAULTS["mask_numbers"]
+    retention_days: int = DEFAULTS["retention_days"]
+    # How often the daemon applies retention_days (seconds); tests make it short.
+    retention_interval: float = 3600.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -69,6 +73,10 @@ class DaemonSettings:
         for name in ("control_cooldown", "control_rate"):
             if not getattr(self, name) >= 0:
                 raise BridgeError(f"{name} must not be negative")
+        if self.retention_days < 0:
+            raise BridgeError(f"retention_days must not be negative, not {self.retention_days}")
+        if not self.retention_interval > 0:
+            raise BridgeError("retention_interval must be more than 0 seconds")
         if not self.session_days > 0:
             raise BridgeError(f"session_days must be more than 0, not {self.session_days}")
         if not self.public and not is_loopback(self.host):

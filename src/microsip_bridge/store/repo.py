@@ -35,7 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import SOURCE_HOOKS, Call, CallState, Event, EventRecord
 from microsip_bridge.store import reader
-from microsip_bridge.store.schema import calls, events
+from microsip_bridge.store.schema import calls, events, purged_entries
 
 # Bound parameters per IN (...) list: old SQLite builds allow 999 in a whole statement.
 _IN_CHUNK = 500
@@ -447,6 +447,15 @@ def history_entries_seen(
         for key, started_at in conn.execute(query):
             if (pair := (int(key), math.floor(started_at))) in wanted:
                 seen.add(pair)
+    # Entries of purged calls (store/purge.py): settled for good, never imported again.
+    for chunk in _chunks(times):
+        query = select(purged_entries.c.microsip_key, purged_entries.c.microsip_time).where(
+            purged_entries.c.microsip_time.in_(chunk)
+        )
+        for key, when in conn.execute(query):
+            seen.update(
+                pair for pair in wanted if pair[1] == when and (key is None or pair[0] == key)
+            )
     return seen
 
 

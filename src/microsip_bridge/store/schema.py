@@ -1,4 +1,4 @@
-"""The database schema as SQLAlchemy Core tables (events, calls, webhook outbox, contacts).
+"""The database schema as SQLAlchemy Core tables (events, calls, webhook outbox, contacts, purges).
 
 The migrations in ``migrations/versions`` must build exactly this schema; a test compares the two
 with Alembic's autogenerate on both databases, so a change here needs a new migration.
@@ -149,5 +149,19 @@ bridge_contacts = Table(
     Column("source", Text, nullable=False),  # the file it was imported from
     Column("added_at", Double, nullable=False),
     Index("ix_bridge_contacts_number_key", "number_key"),
+    sqlite_autoincrement=True,
+)
+
+# The [Calls] entries of purged calls (store/purge.py), by time and slot and nothing else: the
+# sweep must not import a purged call again from MicroSIP's history at the next start. A NULL
+# key stands for a call never linked to a slot: any entry of that second is skipped.
+purged_entries = Table(
+    "purged_entries",
+    metadata,
+    Column("id", CursorType, primary_key=True, autoincrement=True),
+    Column("microsip_time", BigInteger, nullable=False),
+    Column("microsip_key", BigInteger, nullable=True),
+    Column("purged_at", Double, nullable=False),
+    Index("ix_purged_entries_microsip_time", "microsip_time"),
     sqlite_autoincrement=True,
 )

@@ -1,5 +1,5 @@
 """Caller names' sources, normalised numbers and fired transitions on calls; the webhook outbox;
-the bridge's own contacts.
+the bridge's own contacts; the [Calls] entries of purged calls.
 
 Revision ID: 0003
 Revises: 0002
@@ -64,9 +64,21 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_bridge_contacts_number_key", "bridge_contacts", ["number_key"])
+    op.create_table(
+        "purged_entries",
+        sa.Column("id", CursorType, primary_key=True, autoincrement=True),
+        sa.Column("microsip_time", sa.BigInteger(), nullable=False),
+        sa.Column("microsip_key", sa.BigInteger(), nullable=True),
+        sa.Column("purged_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_purged_entries"),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_purged_entries_microsip_time", "purged_entries", ["microsip_time"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_purged_entries_microsip_time", table_name="purged_entries")
+    op.drop_table("purged_entries")
     op.drop_index("ix_bridge_contacts_number_key", table_name="bridge_contacts")
     op.drop_table("bridge_contacts")
     op.drop_index("ix_webhook_outbox_call", table_name="webhook_outbox")
