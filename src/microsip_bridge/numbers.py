@@ -232,6 +232,19 @@ def _phone(raw: str, parsed: Any) -> Number:
     return Number(raw, NumberKind.PHONE, e164, national, e164[1:], region, e164)
 
 
+_shared: dict[tuple[str, str], Normaliser] = {}
+
+
+def normaliser_for(region: str, prefix: str = "") -> Normaliser:
+    """The process's one :class:`Normaliser` for a default ``region`` and a dialling
+    ``prefix`` (the account's ``dialingPrefix``, read from microsip.ini by the caller): every
+    part that asks for the same pair shares one cache."""
+    wanted = Normaliser(region, prefix)
+    pair = (wanted.region, wanted.prefix)
+    with _import_lock:
+        return _shared.setdefault(pair, wanted)
+
+
 # --- search-box matching on digits ----------------------------------------------------------
 
 

@@ -240,6 +240,28 @@ class Ingestor:
         assert result is None or isinstance(result, Call)
         return result
 
+    def set_name(self, call_id: str, name: str, source: str) -> None:
+        """Give an open call a name found late (the CRM lookup's answer), stored through the
+        recorder on the writer thread; a call that has a name by then keeps it. Returns at
+        once (called from the lookup's thread)."""
+
+        def work() -> Call | None:
+            recorder = self._recorder
+            call = recorder.tracker.get(call_id)
+            if call is None or call.name:
+                return None
+            call.name, call.name_source = name, source
+            recorder.tracker.update(call)
+            with recorder.transaction() as conn:
+                recorder.save(conn, [call])
+            return call
+
+        try:
+            future = self._writer.run_soon("name", work)
+        except BridgeError:  # stopping: the name is lost, the call is not
+            return
+        future.add_done_callback(_log_failure)
+
     # --- on the worker ------------------------------------------------------------------------
 
     def _write(self, recs: Sequence[EventRecord]) -> list[IngestResult | BridgeError]:
@@ -274,3 +296,9 @@ class Ingestor:
                 assert self.home is not None
                 text = encode_record(rec.to_spool())
                 reject(self.home, "spool (refused by the store)", Rejected(0, str(result), text))
+
+
+def _log_failure(future: Future[object]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        logger.error("a call's late name could not be stored: %s", exc)
