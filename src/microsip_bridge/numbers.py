@@ -174,6 +174,10 @@ class Normaliser:
         if compact.startswith("00") and not self.region:
             compact = "+" + compact[2:]
         parsed = _parse(compact, self.region)
+        if parsed is None and compact.startswith("00"):
+            # 00 is the international prefix nearly everywhere, and SIP providers take it
+            # where the region's own is another (011 in the US): read it as + then.
+            parsed = _parse("+" + compact[2:], "")
         if parsed is None:
             return _kept(raw, text, NumberKind.OTHER)
         return _phone(raw, parsed)
