@@ -57,6 +57,9 @@ class CallFilter:
             condition = number_condition(calls.c.number, self.number)
             if self.number_key:
                 condition = or_(condition, calls.c.number_key == self.number_key)
+            if self.number_key.startswith("+"):
+                # Calls stored before number_key existed: the E.164 digits in their number.
+                condition = or_(condition, number_condition(calls.c.number, self.number_key))
             found.append(condition)
         if self.text:
             words = self.text.lower()

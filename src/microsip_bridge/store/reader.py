@@ -309,7 +309,14 @@ class _SqliteReader(LogReader):
         if needle is not None and needle.text:
             text = needle.text
             escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            if needle.key:
+            if needle.key.startswith("+"):
+                # Calls stored before number_key existed: the E.164 digits in their number.
+                where.append(
+                    f"({self._NUMBER} LIKE ? ESCAPE '\\' OR {self._NUMBER} LIKE ? "
+                    "OR number_key = ?)"
+                )
+                params.extend((f"%{escaped}%", f"%{needle.key[1:]}%", needle.key))
+            elif needle.key:
                 where.append(f"({self._NUMBER} LIKE ? ESCAPE '\\' OR number_key = ?)")
                 params.extend((f"%{escaped}%", needle.key))
             else:

@@ -534,6 +534,9 @@ def _call_filters(
         found: ColumnElement[bool] = digits.contains(number, autoescape=True)
         if key:
             found = or_(found, calls.c.number_key == key)
+        if key and key.startswith("+"):
+            # Calls stored before number_key existed: the E.164 digits in their number.
+            found = or_(found, digits.contains(key[1:], autoescape=True))
         filters.append(found)
     return filters
 
