@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from microsip_bridge.calls.reconcile import is_only_the_number
 from microsip_bridge.calls.recorder import CallObserver, IngestResult, Recorder
 from microsip_bridge.calls.spool import Rejected, SpoolReport, ingest_spool, reject
 from microsip_bridge.calls.state import CallTracker
@@ -242,13 +243,14 @@ class Ingestor:
 
     def set_name(self, call_id: str, name: str, source: str) -> None:
         """Give an open call a name found late (the CRM lookup's answer), stored through the
-        recorder on the writer thread; a call that has a name by then keeps it. Returns at
+        recorder on the writer thread; a call that has a name by then keeps it (MicroSIP's
+        stand-in, the number, is no name). Returns at
         once (called from the lookup's thread)."""
 
         def work() -> Call | None:
             recorder = self._recorder
             call = recorder.tracker.get(call_id)
-            if call is None or call.name:
+            if call is None or (call.name and not is_only_the_number(call.name, call.number)):
                 return None
             call.name, call.name_source = name, source
             recorder.tracker.update(call)

@@ -63,7 +63,7 @@ def names() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(("auto", "csv", "vcard")),
+    type=click.Choice(("auto", "csv", "vcf")),
     default="auto",
     show_default=True,
     help="The file's format (auto: by its suffix, .csv or .vcf).",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from microsip_bridge.microsip.contact import Contact
     from microsip_bridge.store.contacts import BridgeContact
 
-BOOK_FORMATS = ("csv", "vcard")
+BOOK_FORMATS = ("csv", "vcf")
 
 
 @dataclass(slots=True)
@@ -61,7 +61,7 @@ def read_book(path: Path, fmt: str, *, max_bytes: int) -> ImportResult:
     source = get_format(fmt) if fmt != "auto" else format_for_path(path)
     if source is None or source.name not in BOOK_FORMATS:
         raise BridgeError(
-            "names are imported from CSV or vCard files; pass --format csv|vcard", path=path
+            "names are imported from CSV or vCard files; pass --format csv|vcf", path=path
         )
     return source.read_file(path, max_bytes=max_bytes)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.microsip.contact import Contact, ContactIndex
+from microsip_bridge.microsip.contact import Contact, ContactIndex, match_key
 from microsip_bridge.numbers import Normaliser, NumberKind
 
 if TYPE_CHECKING:
@@ -63,6 +63,13 @@ class NameMatch:
 
     def as_dict(self) -> dict[str, str]:
         return {"name": self.name, "source": self.source, "number": self.number}
+
+
+def is_only_the_number(name: str, number: str) -> bool:
+    """Whether ``name`` is only the number: MicroSIP's [Calls] names an unknown caller by the
+    number (facts §4.4), which is no name to keep."""
+    key = match_key(name)
+    return bool(key) and key == match_key(number)
 
 
 class _XmlIndex:
@@ -128,7 +135,7 @@ class CallerNames:
         if self._thread is None:
             self.refresh()
         for call in calls:
-            if call.name:
+            if call.name and not is_only_the_number(call.name, call.number):
                 if not call.name_source:
                     call.name_source = SOURCE_MICROSIP  # [Calls] named it
                 continue
