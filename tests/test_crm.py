@@ -325,3 +325,23 @@ def test_a_late_name_never_replaces_a_name(tmp_path: Path) -> None:
         ingestor.stop()
         engine.dispose()
     ingestor.set_name("after-stop", "Nobody", "crm")  # stopped: dropped, no error
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"crm_url": "crm.example/?q={e164}"}, "crm_url must start with http"),
+        ({"crm_url": "https://crm/?q={number}"}, "unknown placeholder"),
+        ({"crm_url": "https://crm/?q={e164}", "crm_name_pointer": "name"}, "crm_name_pointer"),
+        ({"crm_timeout": 0.0}, "crm_timeout must be more than 0"),
+        ({"crm_cache_ttl": -1.0}, "crm_cache_ttl must not be negative"),
+    ],
+)
+def test_the_daemon_refuses_bad_crm_settings(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    from microsip_bridge.server.settings import DaemonSettings
+
+    with pytest.raises(BridgeError) as caught:
+        DaemonSettings(home=tmp_path, **changes)  # type: ignore[arg-type]
+    assert message in str(caught.value) and "\n" not in str(caught.value)
