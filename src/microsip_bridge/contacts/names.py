@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from microsip_bridge.errors import BridgeError
-from microsip_bridge.microsip.contact import Contact, ContactIndex, match_key
+from microsip_bridge.microsip.contact import ContactIndex, match_key
 from microsip_bridge.numbers import Normaliser, NumberKind
 
 if TYPE_CHECKING:
