@@ -204,3 +204,26 @@ def test_the_daemon_names_simulated_calls_from_every_source(
             for number, source in (("02079460000", "microsip"), ("+442079460099", "crm")):
                 answer = api.get("/api/v1/lookup", params={"number": number})
                 assert answer.status_code == 200 and answer.json()["source"] == source
+
+
+def test_the_event_websocket_carries_the_name_and_its_source(
+    gb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_ws import T0, open_ws, poster, receive_n, record
+
+    folder = create_folder(tmp_path / "MicroSIP", contacts=[Contact(name="Ada", number="101")])
+    book = tmp_path / "book.csv"
+    book.write_text("Name,Number\r\nBob,020 7946 0018\r\n", encoding="utf-8")
+    assert run(capsys, "names", "import", str(book))[0] == 0
+    with live_daemon(gb, ini=folder.ini, default_region="GB"), poster(gb) as post:
+        with open_ws(gb) as ws:
+            post.send(record("sip:101@pbx", "incoming", T0))
+            post.send(record("+442079460018", "incoming", T0 + 1))
+            post.send(record("+442079460019", "incoming", T0 + 2))
+            messages = receive_n(ws, 3)
+    calls = [m["call"] for m in messages]
+    assert [(c["name"], c["name_source"], c["number_key"]) for c in calls] == [
+        ("Ada", "microsip", "101"),
+        ("Bob", "bridge", "+442079460018"),
+        ("", "", "+442079460019"),
+    ]

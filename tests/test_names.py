@@ -4,6 +4,7 @@ contacts, the order of the sources, and the indexes following their files and ta
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,3 +216,23 @@ def test_one_rule_for_lookups_and_presence() -> None:
     every = ContactIndex(contacts, every_number=True)
     assert every.named_by("+12125550142") == [contacts[1]]
     assert every.named_by("5551234") == contacts
+
+
+def test_start_builds_microsips_rule_at_once_and_e164_forms_on_its_thread(
+    tmp_path: Path,
+) -> None:
+    contacts = [Contact(name="Ada", number="020 7946 0000"), Contact(name="Desk", number="101")]
+    names = CallerNames(Normaliser("GB"), contacts=contacts_xml(tmp_path / "C.xml", contacts))
+    names.start()
+    try:
+        desk = a_call("sip:101@pbx")
+        names.prepare([desk])  # no refresh on the caller's thread once started
+        assert desk.name == "Desk"
+        deadline = time.monotonic() + 10
+        ada = a_call("+442079460000")
+        while not ada.name and time.monotonic() < deadline:
+            names.prepare([ada])
+            time.sleep(0.01)
+        assert (ada.name, ada.name_source) == ("Ada", "microsip")
+    finally:
+        names.stop()
