@@ -215,12 +215,15 @@ def test_the_event_websocket_carries_the_name_and_its_source(
     book = tmp_path / "book.csv"
     book.write_text("Name,Number\r\nBob,020 7946 0018\r\n", encoding="utf-8")
     assert run(capsys, "names", "import", str(book))[0] == 0
-    with live_daemon(gb, ini=folder.ini, default_region="GB"), poster(gb) as post:
-        with open_ws(gb) as ws:
-            post.send(record("sip:101@pbx", "incoming", T0))
-            post.send(record("+442079460018", "incoming", T0 + 1))
-            post.send(record("+442079460019", "incoming", T0 + 2))
-            messages = receive_n(ws, 3)
+    with (
+        live_daemon(gb, ini=folder.ini, default_region="GB"),
+        poster(gb) as post,
+        open_ws(gb) as ws,
+    ):
+        post.send(record("sip:101@pbx", "incoming", T0))
+        post.send(record("+442079460018", "incoming", T0 + 1))
+        post.send(record("+442079460019", "incoming", T0 + 2))
+        messages = receive_n(ws, 3)
     calls = [m["call"] for m in messages]
     assert [(c["name"], c["name_source"], c["number_key"]) for c in calls] == [
         ("Ada", "microsip", "101"),
