@@ -20,6 +20,7 @@ from microsip_bridge.numbers import Normaliser
 from microsip_bridge.store import contacts as table
 from microsip_bridge.store.contacts import BridgeContact
 from microsip_bridge.store.engine import make_engine, upgrade
+from tests.test_store import db, fresh, pg_admin  # noqa: F401 - fixtures
 
 # (region, as a contact or caller in national format, the same in E.164): real-looking
 # numbers libphonenumber takes as valid.
@@ -236,3 +237,31 @@ def test_start_builds_microsips_rule_at_once_and_e164_forms_on_its_thread(
         assert (ada.name, ada.name_source) == ("Ada", "microsip")
     finally:
         names.stop()
+
+
+def test_the_bridge_contacts_table_on_both_databases(db: Engine) -> None:  # noqa: F811
+    rows = [
+        BridgeContact("Ada", "020 7946 0000", "+442079460000", source="/a.csv", added_at=1.0),
+        BridgeContact("Bob", "101", "101", organization="Desk", source="/b.vcf", added_at=2.0),
+        BridgeContact("Cy", "102", "102", source="/a.csv", added_at=3.0),
+    ]
+    with db.begin() as conn:
+        assert table.signature(conn) == (0, 0)
+        assert table.insert_contacts(conn, rows) == 3
+        assert table.insert_contacts(conn, []) == 0
+    with db.connect() as conn:
+        listed = table.list_contacts(conn)
+        assert [(r.name, r.organization, r.source) for r in listed] == [
+            ("Ada", "", "/a.csv"),
+            ("Bob", "Desk", "/b.vcf"),
+            ("Cy", "", "/a.csv"),
+        ]
+        assert table.known_keys(conn) == {"+442079460000", "101", "102"}
+        count, highest = table.signature(conn)
+        assert count == 3 and highest == listed[-1].id
+    with db.begin() as conn:
+        assert table.delete_contacts(conn, "/a.csv") == 2
+        assert table.signature(conn) == (1, listed[1].id)  # a delete changes the count
+        assert table.delete_contacts(conn) == 1
+    names = CallerNames(Normaliser("GB"), engine=db)
+    assert names.lookup("101") is None
