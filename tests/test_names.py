@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from microsip_bridge.contacts.names import CallerNames, NameMatch
@@ -265,3 +267,46 @@ def test_the_bridge_contacts_table_on_both_databases(db: Engine) -> None:  # noq
         assert table.delete_contacts(conn) == 1
     names = CallerNames(Normaliser("GB"), engine=db)
     assert names.lookup("101") is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Ada", "Bob", ""]),
+            st.lists(
+                st.sampled_from(
+                    [
+                        "020 7946 0000",
+                        "+44 20 7946 0000",
+                        "0044 20 7946 0000",
+                        "sip:101@pbx",
+                        "101",
+                        "Alice@pbx",
+                        "alice@PBX",
+                        "07700 900123",
+                        "",
+                    ]
+                ),
+                max_size=3,
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_an_import_keeps_one_row_per_number(people: list[tuple[str, list[str]]]) -> None:
+    from microsip_bridge.contacts.book import BookImport, book_rows
+
+    normalise = Normaliser("GB")
+    contacts = []
+    for name, numbers in people:
+        fields = dict(zip(("number", "phone", "mobile"), numbers, strict=False))
+        contacts.append(Contact(name=name, **fields))
+    report = BookImport("x")
+    rows = book_rows(contacts, normalise, source="x", known={"101"}, report=report, now=0.0)
+    keys = [row.number_key for row in rows]
+    assert len(keys) == len(set(keys)) and "101" not in keys and "" not in keys
+    wanted = {normalise(n).key for c in contacts for n in c.numbers()} - {"", "101"}
+    assert set(keys) == wanted  # every number is there once, the first contact's
+    for row in rows:
+        first = next(c for c in contacts if row.number in c.numbers())
+        assert row.name == first.display_name
