@@ -206,7 +206,7 @@ def test_request_never_waits_and_asks_once_per_number(crm: Crm, lookup: CrmLooku
     started = time.monotonic()
     assert lookup.request(GB("+442079460000"), give)
     assert lookup.request(GB("020 7946 0000"), give)  # joins the one in flight
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.25  # not the 0.3 s the answer takes
     assert done.wait(5) and got == ["Ada", "Ada"] and len(crm.requests) == 1
     assert not lookup.request(GB("+442079460000"), give)  # cached now
     assert not lookup.request(GB(""), give)  # no number: nothing to ask

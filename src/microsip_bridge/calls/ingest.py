@@ -253,7 +253,7 @@ class Ingestor:
             if call is None or (call.name and not is_only_the_number(call.name, call.number)):
                 return None
             call.name, call.name_source = name, source
-            recorder.tracker.update(call)
+            # The recorder's save hands the name to the tracker too (CallTracker.annotate).
             with recorder.transaction() as conn:
                 recorder.save(conn, [call])
             return call

@@ -140,6 +140,7 @@ class CrmLookup:
         self._cache: dict[str, _Cached] = {}
         self._waiting: dict[str, list[Callable[[str], None]]] = {}
         self._lock = threading.Lock()
+        self._client_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._client: Any = None
         self._logged: set[str] = set()
@@ -157,6 +158,7 @@ class CrmLookup:
     def stop(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
+        with self._client_lock:
             client, self._client = self._client, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -244,7 +246,9 @@ class CrmLookup:
             self._cache[key] = _Cached(name, until)
 
     def _http(self) -> Any:
-        with self._lock:
+        # A lock of its own: building the client (importing httpx2 the first time) takes
+        # long enough to hold up the writer's cache reads, which take ``_lock``.
+        with self._client_lock:
             if self._client is None:
                 import httpx2
 
