@@ -143,6 +143,7 @@ class CrmLookup:
         self._client_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._client: Any = None
+        self._stopped = False  # stop() ran: a lookup still running makes no new client
         self._logged: set[str] = set()
 
     def __repr__(self) -> str:
@@ -151,6 +152,8 @@ class CrmLookup:
     # --- the daemon -----------------------------------------------------------------------
 
     def start(self) -> None:
+        with self._client_lock:
+            self._stopped = False
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="crm")
@@ -160,6 +163,7 @@ class CrmLookup:
             pool, self._pool = self._pool, None
         with self._client_lock:
             client, self._client = self._client, None
+            self._stopped = True
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         if client is not None:
@@ -249,6 +253,8 @@ class CrmLookup:
         # A lock of its own: building the client (importing httpx2 the first time) takes
         # long enough to hold up the writer's cache reads, which take ``_lock``.
         with self._client_lock:
+            if self._stopped:
+                raise CrmFailure("stopped", "the daemon is stopping")
             if self._client is None:
                 import httpx2
 
