@@ -102,7 +102,7 @@ def import_(file: Path, fmt: str, replace: bool, database: str | None, report_fm
         return
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
-    line = f"{report.added} numbers added from {file}"
+    line = f"{report.added} number{'' if report.added == 1 else 's'} added from {file}"
     if report.replaced:
         line += f" ({report.replaced} from its earlier import dropped)"
     if report.duplicates:
