@@ -214,4 +214,4 @@ def clear(database: str | None) -> None:
                 count = table.delete_contacts(conn)
         finally:
             engine.dispose()
-    click.echo(f"{count} contacts deleted")
+    click.echo(f"{count} contact{'' if count == 1 else 's'} deleted")
