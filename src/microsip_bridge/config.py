@@ -134,6 +134,35 @@ SETTINGS: tuple[Setting, ...] = (
         "and logged); 0: no limit. Webhooks are not limited.",
     ),
     Setting(
+        "crm_url",
+        "",
+        "A CRM lookup for callers no contact names: an http(s) URL template with {e164}, "
+        "{national}, {digits} or {raw} (URL-encoded), fetched with GET; empty: none.",
+    ),
+    Setting(
+        "crm_name_pointer",
+        "/name",
+        "Where the caller's name is in the CRM's JSON answer, as an RFC 6901 JSON pointer "
+        "(/results/0/name).",
+    ),
+    Setting(
+        "crm_timeout",
+        2.0,
+        "Seconds a CRM lookup may take; a slower answer is dropped (the call keeps no name).",
+    ),
+    Setting(
+        "crm_cache_ttl",
+        3600.0,
+        "Seconds a CRM name is kept for its number; 'no such caller' for a tenth of it, "
+        "failures for at most 10 s.",
+    ),
+    Setting(
+        "crm_token_env",
+        "",
+        "An environment variable holding a token sent to the CRM as Authorization: Bearer "
+        "(never logged); empty: none.",
+    ),
+    Setting(
         "dial_timeout",
         15.0,
         "Seconds a dial through the bridge waits for MicroSIP's outgoing event before its call "

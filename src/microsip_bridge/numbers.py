@@ -174,6 +174,10 @@ class Normaliser:
         if compact.startswith("00") and not self.region:
             compact = "+" + compact[2:]
         parsed = _parse(compact, self.region)
+        if parsed is None and compact.startswith("00"):
+            # 00 is the international prefix nearly everywhere, and SIP providers take it
+            # where the region's own is another (011 in the US): read it as + then.
+            parsed = _parse("+" + compact[2:], "")
         if parsed is None:
             return _kept(raw, text, NumberKind.OTHER)
         return _phone(raw, parsed)
@@ -226,10 +230,26 @@ def _phone(raw: str, parsed: Any) -> Number:
     pn = _library()
     e164 = pn.format_number(parsed, pn.PhoneNumberFormat.E164)
     national = pn.format_number(parsed, pn.PhoneNumberFormat.NATIONAL)
-    region = pn.region_code_for_number(parsed) or ""
+    # Most country codes have one region; asking libphonenumber to pick among several (+1,
+    # +7, +44...) validates the number against each, a third of the whole cost.
+    regions = pn.COUNTRY_CODE_TO_REGION_CODE.get(parsed.country_code, ())
+    region = regions[0] if len(regions) == 1 else pn.region_code_for_number(parsed) or ""
     if region == "ZZ":
         region = ""
     return Number(raw, NumberKind.PHONE, e164, national, e164[1:], region, e164)
+
+
+_shared: dict[tuple[str, str], Normaliser] = {}
+
+
+def normaliser_for(region: str, prefix: str = "") -> Normaliser:
+    """The process's one :class:`Normaliser` for a default ``region`` and a dialling
+    ``prefix`` (the account's ``dialingPrefix``, read from microsip.ini by the caller): every
+    part that asks for the same pair shares one cache."""
+    wanted = Normaliser(region, prefix)
+    pair = (wanted.region, wanted.prefix)
+    with _import_lock:
+        return _shared.setdefault(pair, wanted)
 
 
 # --- search-box matching on digits ----------------------------------------------------------

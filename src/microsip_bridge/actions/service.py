@@ -22,12 +22,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from microsip_bridge.numbers import Normaliser
+from microsip_bridge.contacts.names import CallerNames
+from microsip_bridge.microsip.accounts import dialing_prefix_of
+from microsip_bridge.numbers import Normaliser, normaliser_for
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from microsip_bridge.actions.rules_part import RulesPart
+    from microsip_bridge.calls.ingest import Ingestor
     from microsip_bridge.calls.transitions import Happened
     from microsip_bridge.model import Call
 
@@ -54,13 +57,25 @@ class Actions:
     the others go on (an event is stored whatever an action does); in ``record`` it fails the
     transaction, as the outbox must (the events are then stored again, with their rows)."""
 
-    def __init__(self, normalise: Normaliser, parts: Sequence[Part] = ()) -> None:
+    def __init__(
+        self,
+        normalise: Normaliser,
+        parts: Sequence[Part] = (),
+        *,
+        names: CallerNames | None = None,
+    ) -> None:
         self.normalise = normalise
         self.parts = list(parts)
         # Sends MicroSIP a control verb ("answer"): set by the daemon (server/app.py) for the
         # notices' Answer button; None: no control.
         self.control: Callable[[str], object] | None = None
         self.rules: RulesPart | None = None
+        self.names = names  # also in ``parts``: the API's /lookup and late CRM names need it
+
+    def bind(self, ingestor: Ingestor) -> None:
+        """Let names found late (the CRM's) reach their calls through ``ingestor``."""
+        if self.names is not None:
+            self.names.on_name = ingestor.set_name
 
     def prepare(self, calls: Sequence[Call]) -> None:
         normalise = self.normalise
@@ -101,9 +116,10 @@ def build_actions(
     """The daemon's actions for its settings ``values`` (config.SETTINGS' names), its home
     (config.toml's [[rules]] and [[webhooks]] are read from there, and re-read when it
     changes), MicroSIP's ini (None: none) and its store."""
-    normalise = Normaliser(str(values.get("default_region", "")))
-    parts: list[Part] = []
-    actions = Actions(normalise, parts)
+    normalise = normaliser_for(str(values.get("default_region", "")), dialing_prefix_of(ini))
+    names = caller_names(values, normalise, ini=ini, engine=engine)
+    parts: list[Part] = [names]  # first: the rules see the names it gives
+    actions = Actions(normalise, parts, names=names)
     actions.rules = _rules_part(actions, values, home=home)
     actions.parts.append(actions.rules)
     return actions
@@ -145,4 +161,34 @@ def _rules_part(actions: Actions, values: Mapping[str, Any], *, home: Path) -> R
         normalise=actions.normalise,
         enqueue=enqueue,
         dashboard=dashboard if port else "",
+    )
+
+
+def caller_names(
+    values: Mapping[str, Any], normalise: Normaliser, *, ini: Path | None, engine: Engine | None
+) -> CallerNames:
+    """The caller-name part for the settings ``values``: Contacts.xml beside ``ini``, the
+    bridge's contacts in ``engine``, the CRM when crm_url is set (the CLI's `names lookup`
+    builds the same)."""
+    from microsip_bridge.contacts.crm import CrmLookup, CrmSettings
+    from microsip_bridge.microsip.locate import CONTACTS_NAME
+
+    crm = None
+    if values.get("crm_url"):
+        crm = CrmLookup(
+            CrmSettings(
+                url=str(values["crm_url"]),
+                name_pointer=str(values.get("crm_name_pointer", "/name")),
+                timeout=float(values.get("crm_timeout", 2.0)),
+                cache_ttl=float(values.get("crm_cache_ttl", 3600.0)),
+                token_env=str(values.get("crm_token_env", "")),
+            )
+        )
+    max_mb = values.get("max_file_mb")
+    return CallerNames(
+        normalise,
+        contacts=None if ini is None else ini.parent / CONTACTS_NAME,
+        engine=engine,
+        crm=crm,
+        max_bytes=int(max_mb) * 1024 * 1024 if max_mb else None,
     )

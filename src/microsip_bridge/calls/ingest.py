@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from microsip_bridge.calls.reconcile import is_only_the_number
 from microsip_bridge.calls.recorder import CallObserver, IngestResult, Recorder
 from microsip_bridge.calls.spool import Rejected, SpoolReport, ingest_spool, reject
 from microsip_bridge.calls.state import CallTracker
@@ -261,6 +262,29 @@ class Ingestor:
         """What :meth:`purge` would delete now (a dry run: the spool is left alone)."""
         return Purge(plan).count(self.engine)
 
+    def set_name(self, call_id: str, name: str, source: str) -> None:
+        """Give an open call a name found late (the CRM lookup's answer), stored through the
+        recorder on the writer thread; a call that has a name by then keeps it (MicroSIP's
+        stand-in, the number, is no name). Returns at
+        once (called from the lookup's thread)."""
+
+        def work() -> Call | None:
+            recorder = self._recorder
+            call = recorder.tracker.get(call_id)
+            if call is None or (call.name and not is_only_the_number(call.name, call.number)):
+                return None
+            call.name, call.name_source = name, source
+            # The recorder's save hands the name to the tracker too (CallTracker.annotate).
+            with recorder.transaction() as conn:
+                recorder.save(conn, [call])
+            return call
+
+        try:
+            future = self._writer.run_soon("name", work)
+        except BridgeError:  # stopping: the name is lost, the call is not
+            return
+        future.add_done_callback(_log_failure)
+
     # --- on the worker ------------------------------------------------------------------------
 
     def _write(self, recs: Sequence[EventRecord]) -> list[IngestResult | BridgeError]:
@@ -295,3 +319,9 @@ class Ingestor:
                 assert self.home is not None
                 text = encode_record(rec.to_spool())
                 reject(self.home, "spool (refused by the store)", Rejected(0, str(result), text))
+
+
+def _log_failure(future: Future[object]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        logger.error("a call's late name could not be stored: %s", exc)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 
+from microsip_bridge.microsip.contact import match_key
 from microsip_bridge.microsip.history import CallEntry, CallType
 from microsip_bridge.model import (
     SOURCE_HISTORY,
@@ -298,8 +299,7 @@ def apply_history(
     if not history_matches(call, entry, window=window):
         return out
     if out.state is not CallState.ENDED:
-        if entry.name:
-            out.name = entry.name
+        _take_name(out, entry)
         return out
     linked = (
         out.microsip_key,
@@ -315,8 +315,7 @@ def apply_history(
     out.microsip_type = int(entry.type)
     out.microsip_info = entry.info
     out.microsip_duration = entry.duration
-    if entry.name:
-        out.name = entry.name
+    _take_name(out, entry)
     if out.direction is Direction.UNKNOWN:
         # The hooks saw only the end: the call started when MicroSIP made its entry.
         out.direction = history_direction(entry.type)
@@ -416,6 +415,7 @@ def history_call(entry: CallEntry, cancel_texts: Iterable[str] = ()) -> Call:
         started_at=started,
         outcome=outcome,
         name=entry.name,
+        name_source=SOURCE_MICROSIP if entry.name else "",
         answered_at=started if answered else None,
         ended_at=ended,
         duration=duration,
@@ -455,3 +455,22 @@ def calls_from_history(
         skip.add(pair)
         out.append(history_call(entry, cancel_texts))
     return out
+
+
+SOURCE_MICROSIP = "microsip"  # contacts/names.py's name for MicroSIP as a source of names
+
+
+def is_only_the_number(name: str, *numbers: str) -> bool:
+    """Whether a name MicroSIP shows is only the number: it falls back on the number when no
+    contact and no SIP display name names the caller (facts §4.4)."""
+    key = match_key(name)
+    return bool(key) and any(key == match_key(number) for number in numbers)
+
+
+def _take_name(out: Call, entry: CallEntry) -> None:
+    # MicroSIP's own name wins, but its stand-in (the number) never replaces a name.
+    if not entry.name:
+        return
+    if out.name and is_only_the_number(entry.name, entry.number, out.number):
+        return
+    out.name, out.name_source = entry.name, SOURCE_MICROSIP

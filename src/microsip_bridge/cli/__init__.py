@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "microsip_bridge.cli.contacts:contacts",
         "MicroSIP's contacts (Contacts.xml): list, export to other formats, import and merge.",
     ),
+    "names": (
+        "microsip_bridge.cli.names:names",
+        "Caller names: the bridge's own contacts (imported CSV or vCard files) and lookups.",
+    ),
     "hooks": (
         "microsip_bridge.cli.hooks:hooks",
         "Install, check and remove the hooks through which MicroSIP reports call events.",

@@ -17,6 +17,7 @@ from microsip_bridge.cli._common import emit, format_option, output_option, stat
 from microsip_bridge.cli.history import format_duration, parse_since
 
 if TYPE_CHECKING:
+    from microsip_bridge.numbers import Normaliser
     from microsip_bridge.store.reader import LogReader
 
 CALL_FORMATS = ("table", "json", "csv")
@@ -83,6 +84,12 @@ def open_store(database: str | None) -> LogReader | None:
     from microsip_bridge.wire import bridge_home
 
     return open_reader(database or str(state().config["database"]) or None, bridge_home())
+
+
+def _normaliser() -> Normaliser:
+    from microsip_bridge.numbers import normaliser_for
+
+    return normaliser_for(str(state().config["default_region"]))
 
 
 def _no_log(database: str | None) -> None:
@@ -204,7 +211,8 @@ class _Sink:
 @click.option(
     "--number",
     callback=_needle,
-    help="Only calls whose number holds these digits (spaces, dashes, dots, slashes and "
+    help="Only calls with this number: the same number once normalised (setting: "
+    "default_region), or whose number holds these digits (spaces, dashes, dots, slashes and "
     "parentheses ignored on both sides).",
 )
 @click.option(
@@ -258,7 +266,7 @@ def calls(
     try:
         rows: Iterable[dict[str, object]] = ()
         if reader is not None:
-            listing = reader.calls(since=since, number=number, limit=count)
+            listing = reader.calls(since=since, number=number, limit=count, normalise=_normaliser())
             rows, more = listing.rows, listing.more
         if fmt == "csv":
             from microsip_bridge.calls.export import calls_csv

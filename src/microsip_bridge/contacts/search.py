@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from microsip_bridge.microsip.contact import Contact, contact_for_number
-from microsip_bridge.numbers import is_number_like, number_matches
+from microsip_bridge.numbers import Normaliser, is_number_like, number_matches
 
-# Where a looked-up name came from: MicroSIP's own Contacts.xml (more sources come later).
+# Where a looked-up name came from: MicroSIP's own Contacts.xml (contacts/names.py has the
+# other sources).
 SOURCE_MICROSIP = "microsip"
 
 
@@ -44,10 +45,21 @@ def search_contacts(contacts: Iterable[Contact], query: str) -> list[Contact]:
     return found
 
 
-def lookup_number(contacts: Iterable[Contact], number: str) -> Lookup | None:
+def lookup_number(
+    contacts: Iterable[Contact], number: str, normalise: Normaliser | None = None
+) -> Lookup | None:
     """The name MicroSIP's own rule gives the caller ``number`` among ``contacts`` (those it
-    loads), or None."""
+    loads); else, with ``normalise``, the first contact with a number that is the same phone
+    number once normalised (``020 7946 0000`` for ``+442079460000`` in region GB); or None."""
+    contacts = list(contacts)
     contact = contact_for_number(contacts, number)
-    if contact is None:
+    if contact is not None:
+        return Lookup(contact.display_name, SOURCE_MICROSIP, contact.dial_number)
+    wanted = None if normalise is None else normalise(number)
+    if wanted is None or not wanted.is_phone:
         return None
-    return Lookup(contact.display_name, SOURCE_MICROSIP, contact.dial_number)
+    for contact in contacts:
+        for theirs in contact.numbers():
+            if normalise is not None and normalise(theirs).key == wanted.key:
+                return Lookup(contact.display_name, SOURCE_MICROSIP, theirs)
+    return None

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from microsip_bridge.directory import DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH
 from microsip_bridge.errors import BridgeError, DirectoryUnavailableError
-from microsip_bridge.microsip.contact import Contact
+from microsip_bridge.microsip.contact import Contact, ContactIndex, number_part
 from microsip_bridge.microsip.contacts_xml import prepare_contact, read_contacts
 from microsip_bridge.microsip.directory import PresenceUpdate, to_directory_json, to_directory_xml
 from microsip_bridge.microsip.directory_url import check_directory_url
@@ -40,8 +40,6 @@ FORMATS = ("json", "xml")
 STATUS_CONNECTED = "busy"
 STATUS_RINGING = "ring"
 STATUS_IDLE = "online"
-_SCHEMES = ("sip:", "sips:", "tel:")
-_SEPARATORS = str.maketrans("", "", " -.()")
 _RANK = {CallState.CONNECTED: 2, CallState.RINGING: 1, CallState.DIALING: 1}
 
 
@@ -52,46 +50,21 @@ def status_of(state: CallState) -> str:
 
 def user_part(number: str) -> str:
     """A contact number's user part: no scheme, nothing from ``@``, ``;`` or ``,`` on."""
-    text = number.strip()
-    for scheme in _SCHEMES:
-        if text[: len(scheme)].lower() == scheme:
-            text = text[len(scheme) :]
-            break
-    for stop in "@;,":
-        text = text.split(stop, 1)[0]
-    return text
-
-
-def _plain(number: str) -> str:
-    return number.translate(_SEPARATORS)
+    return number_part(number)
 
 
 class PresenceIndex:
-    """MicroSIP's contacts (prepared as it holds them) indexed by the plain user part of each of
-    their numbers, so that a call's number finds the contacts it names in a few lookups."""
+    """MicroSIP's contacts (prepared as it holds them) indexed by every number they carry,
+    with MicroSIP's own caller-name rule (microsip/contact.py :class:`ContactIndex`), so
+    that a call's number finds the contacts it names in a few lookups."""
 
     def __init__(self, contacts: Iterable[Contact]) -> None:
         self.contacts = [p for p in map(prepare_contact, contacts) if p is not None]
-        self.by_plain: dict[str, list[Contact]] = {}
-        for contact in self.contacts:
-            for plain in {_plain(user_part(n)) for n in contact.numbers()}:
-                if plain:
-                    self.by_plain.setdefault(plain, []).append(contact)
+        self._index = ContactIndex(self.contacts, every_number=True)
 
     def named_by(self, call_number: str) -> list[Contact]:
         """The contacts ``call_number`` names: exact matches, else suffix matches."""
-        caller = _plain(call_number)
-        if not caller:
-            return []
-        exact = self.by_plain.get(caller)
-        if exact:
-            return exact
-        found: list[Contact] = []
-        for extra in range(1, 4):  # at most 3 characters of prefix, a number of more than 3
-            rest = caller[extra:]
-            if len(rest) > 3:
-                found += self.by_plain.get(rest, [])
-        return found
+        return self._index.named_by(call_number)
 
     def presence(self, lines: Mapping[str, CallState]) -> list[PresenceUpdate]:
         """The presence list given the numbers on calls now and their states; one entry per

@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from microsip_bridge.errors import BridgeError
 from microsip_bridge.microsip.inifile import IniDocument
 
 _ACCOUNT = re.compile(r"^account(\d+)$", re.IGNORECASE)
@@ -54,6 +56,8 @@ class Account:
     display_name: str
     transport: Transport | str
     password: PasswordState
+    # What MicroSIP puts before each number dialled on this account (facts §3.5).
+    dialing_prefix: str = ""
 
     @property
     def valid(self) -> bool:
@@ -110,6 +114,7 @@ def read_accounts(doc: IniDocument) -> list[Account]:
                 display_name=value("displayName"),
                 transport=_transport(value("transport"), doc.get(section, "transport") is not None),
                 password=password_state(value("password")),
+                dialing_prefix=value("dialingPrefix").strip(),
             )
         )
     return sorted(found, key=lambda a: a.id)
@@ -131,3 +136,25 @@ def reachable_accounts(accounts: list[Account]) -> list[Account]:
         out.append(by_id[n])
         n += 1
     return out
+
+
+def dialing_prefix(doc: IniDocument) -> str:
+    """The ``dialingPrefix`` of the account MicroSIP dials with: the active one
+    (``accountId``), else the first it can use; "" when there is none."""
+    accounts = reachable_accounts(read_accounts(doc))
+    active = active_account_id(doc)
+    for account in accounts:
+        if account.id == active:
+            return account.dialing_prefix
+    return accounts[0].dialing_prefix if accounts else ""
+
+
+def dialing_prefix_of(ini: Path | None) -> str:
+    """:func:`dialing_prefix` of the microsip.ini at ``ini``; "" when there is none or it
+    cannot be read (a missing prefix only makes fewer dialled numbers normalise)."""
+    if ini is None:
+        return ""
+    try:
+        return dialing_prefix(IniDocument.load(ini))
+    except (BridgeError, OSError, ValueError):
+        return ""

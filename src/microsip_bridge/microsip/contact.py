@@ -137,19 +137,67 @@ def user_part(number: str) -> str:
     return text.partition("@")[0]
 
 
+# What MicroSIP's number formatting drops between digits before comparing (facts §4.4).
+_SEPARATORS = str.maketrans("", "", " -.()")
+
+
+def number_part(number: str) -> str:
+    """:func:`user_part` cut at ``;`` or ``,`` (URI parameters, post-dial DTMF)."""
+    text = user_part(number)
+    for stop in ";,":
+        text = text.split(stop, 1)[0]
+    return text
+
+
+def match_key(number: str) -> str:
+    """What a number is compared by in MicroSIP's caller-name rule: its :func:`number_part`
+    without blanks, dashes, dots and brackets."""
+    return number_part(number).translate(_SEPARATORS)
+
+
+class ContactIndex:
+    """MicroSIP's caller-name rule (``GetNameByNumber``, facts §4.4) over contacts indexed by
+    :func:`match_key`, so a lookup is a few dict reads whatever the number of contacts: an
+    exact match, else a contact number of more than 3 characters that the caller's number
+    ends with after at most 3 more leading characters. MicroSIP compares the number it dials
+    (:attr:`Contact.dial_number`); ``every_number`` indexes phone and mobile too (the
+    directory's presence lamps)."""
+
+    def __init__(self, contacts: Iterable[Contact], *, every_number: bool = False) -> None:
+        self.contacts = list(contacts)
+        self._by_key: dict[str, list[int]] = {}
+        for at, contact in enumerate(self.contacts):
+            numbers = contact.numbers() if every_number else [contact.dial_number]
+            for key in dict.fromkeys(match_key(n) for n in numbers):
+                if key:
+                    self._by_key.setdefault(key, []).append(at)
+
+    def _positions(self, number: str) -> list[int]:
+        caller = match_key(number)
+        if not caller:
+            return []
+        exact = self._by_key.get(caller)
+        if exact:
+            return exact
+        found: list[int] = []
+        for extra in range(1, 4):
+            rest = caller[extra:]
+            if len(rest) > 3:
+                found += self._by_key.get(rest, [])
+        return sorted(set(found))
+
+    def first(self, number: str) -> Contact | None:
+        """The contact whose name MicroSIP shows for the caller ``number`` (the first in file
+        order), or None."""
+        found = self._positions(number)
+        return self.contacts[found[0]] if found else None
+
+    def named_by(self, number: str) -> list[Contact]:
+        """Every contact ``number`` names (exact matches, else suffix matches), in file order."""
+        return [self.contacts[at] for at in self._positions(number)]
+
+
 def contact_for_number(contacts: Iterable[Contact], number: str) -> Contact | None:
-    """The contact whose name MicroSIP shows for a caller (``GetNameByNumber``, facts §4.4):
-    the first whose number's :func:`user_part` equals the caller's, else the first whose
-    number's user part has more than 3 characters and ends the caller's with at most 3 extra
-    leading characters (a country prefix). None when nothing matches."""
-    number = user_part(number)
-    if not number:
-        return None
-    candidates = [(contact, user_part(contact.dial_number)) for contact in contacts]
-    for contact, user in candidates:
-        if user == number:
-            return contact
-    for contact, user in candidates:
-        if len(user) > 3 and number.endswith(user) and len(number) - len(user) <= 3:
-            return contact
-    return None
+    """The contact whose name MicroSIP shows for a caller (``GetNameByNumber``, facts §4.4;
+    :class:`ContactIndex`). None when nothing matches."""
+    return ContactIndex(contacts).first(number)

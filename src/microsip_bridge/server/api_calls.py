@@ -14,10 +14,11 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic_core import to_json
 from sqlalchemy.engine import Connection, Engine
 
+from microsip_bridge.actions.service import Actions
 from microsip_bridge.calls.export import calls_csv as to_csv
 from microsip_bridge.errors import NotFoundError
 from microsip_bridge.model import Direction, Outcome
-from microsip_bridge.numbers import number_digits
+from microsip_bridge.numbers import Normaliser, normaliser_for, number_digits
 from microsip_bridge.server.auth import require_auth
 from microsip_bridge.server.params import (
     ERROR_RESPONSES,
@@ -70,6 +71,7 @@ When = Annotated[
 
 
 async def _filters(
+    request: Request,
     direction: Annotated[
         Direction | None, Query(description="Only calls of this direction.")
     ] = None,
@@ -79,7 +81,8 @@ async def _filters(
         Query(
             max_length=MAX_TEXT,
             pattern=NUMBER,
-            description="Only calls with this number, in any format: its digits are looked for "
+            description="Only calls with this number, in any format: the same number once "
+            "normalised (01234 567890 finds +441234567890 with default_region GB), or its digits "
             "in the call's number without spaces, dashes, dots, slashes, parentheses and +.",
         ),
     ] = None,
@@ -102,9 +105,23 @@ async def _filters(
         raise BadParameter("number: give some digits of the number")
     start = None if since is None else parse_time(since, "since")
     end = None if until is None else parse_time(until, "until")
+    key = "" if number is None else _normaliser(request)(number).key
     return CallFilter(
-        since=start, until=end, direction=direction, outcome=outcome, number=number, text=q or None
+        since=start,
+        until=end,
+        direction=direction,
+        outcome=outcome,
+        number=number,
+        text=q or None,
+        number_key=key,
     )
+
+
+def _normaliser(request: Request) -> Normaliser:
+    actions = getattr(request.app.state, "actions", None)
+    if isinstance(actions, Actions):
+        return actions.normalise
+    return normaliser_for(request.app.state.settings.default_region)
 
 
 def _engine(request: Request) -> Engine:

@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 
 from microsip_bridge import __version__
+from microsip_bridge.actions.service import Actions
 from microsip_bridge.contacts.jsonfile import contact_record
 from microsip_bridge.contacts.search import lookup_number, search_contacts
 from microsip_bridge.diagnosis import microsip_status
@@ -170,15 +171,21 @@ async def lookup(
         ),
     ],
 ) -> dict[str, str]:
-    """The name MicroSIP shows for a caller: an exact match on a contact number's user part,
-    else one that the number ends with after at most 3 more leading characters."""
+    """The name the daemon gives a caller, from its sources in order: MicroSIP's contacts
+    (MicroSIP's rule: an exact match on a contact number's user part, else one that the number
+    ends with after at most 3 more leading characters; then the same number normalised), the
+    bridge's own contacts (`names import`), then the CRM (crm_url). `source` says which."""
     settings = _settings(request)
+    actions = getattr(request.app.state, "actions", None)
+    names = actions.names if isinstance(actions, Actions) else None
 
     def find() -> dict[str, str] | None:
-        found = lookup_number(_contacts(settings).loaded_by_microsip(), number)
-        if found is None:
-            return None
-        return {"name": found.name, "source": found.source, "number": found.number}
+        normalise = actions.normalise if isinstance(actions, Actions) else None
+        found = lookup_number(_contacts(settings).loaded_by_microsip(), number, normalise)
+        if found is not None:
+            return {"name": found.name, "source": found.source, "number": found.number}
+        more = None if names is None else names.lookup(number)
+        return None if more is None else more.as_dict()
 
     answer = await anyio.to_thread.run_sync(find)
     if answer is None:

@@ -160,6 +160,8 @@ def create_app(
             values, home=settings.home, ini=settings.ini, engine=engine
         )
     actions = ingestor.observer
+    if isinstance(actions, Actions):
+        actions.bind(ingestor)
     if ingestor.feed is None:
         ingestor.feed = EventHub(max_subscribers=guard.MAX_WEBSOCKETS)
     feed = ingestor.feed

@@ -200,8 +200,11 @@ class ContactList(BaseModel):
 
 
 class LookupOut(BaseModel):
-    """The contact name MicroSIP would show for a caller."""
+    """The name the daemon gives a caller."""
 
     name: str
-    source: str = Field(description="Where the name came from: microsip (its Contacts.xml).")
-    number: str = Field(description="The contact's number that matched.")
+    source: str = Field(
+        description="Where the name came from: microsip (its Contacts.xml), bridge (the "
+        "bridge's own contacts, `names import`) or crm (the CRM lookup, crm_url)."
+    )
+    number: str = Field(description="The number that matched, as that source has it.")

@@ -54,6 +54,11 @@ class DaemonSettings:
     retention_days: int = DEFAULTS["retention_days"]
     # How often the daemon applies retention_days (seconds); tests make it short.
     retention_interval: float = 3600.0
+    crm_url: str = DEFAULTS["crm_url"]
+    crm_name_pointer: str = DEFAULTS["crm_name_pointer"]
+    crm_timeout: float = DEFAULTS["crm_timeout"]
+    crm_cache_ttl: float = DEFAULTS["crm_cache_ttl"]
+    crm_token_env: str = DEFAULTS["crm_token_env"]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -61,7 +66,7 @@ class DaemonSettings:
         if not self.host.strip():
             raise BridgeError("host must not be empty")
         names = ("reject_timeout", "spool_interval", "sweep_interval", "commit_timeout")
-        for name in (*names, "dial_timeout"):
+        for name in (*names, "dial_timeout", "crm_timeout"):
             value = getattr(self, name)
             if not value > 0:
                 raise BridgeError(f"{name} must be more than 0 seconds, not {value}")
@@ -70,7 +75,12 @@ class DaemonSettings:
                 "control_transport must be auto, window, exe or simulator, not "
                 f"{self.control_transport!r}"
             )
-        for name in ("control_cooldown", "control_rate"):
+        if self.crm_url:
+            from microsip_bridge.contacts.crm import check_pointer, check_template
+
+            check_template(self.crm_url)
+            check_pointer(self.crm_name_pointer)
+        for name in ("control_cooldown", "control_rate", "crm_cache_ttl"):
             if not getattr(self, name) >= 0:
                 raise BridgeError(f"{name} must not be negative")
         if self.retention_days < 0:

@@ -40,6 +40,8 @@ class CallFilter:
     outcome: Outcome | None = None
     number: str | None = None
     text: str | None = None
+    # ``number``'s key (numbers.Number.key): a call whose number_key equals it matches too.
+    number_key: str = ""
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -52,7 +54,13 @@ class CallFilter:
         if self.outcome is not None:
             found.append(calls.c.outcome == self.outcome.value)
         if self.number is not None:
-            found.append(number_condition(calls.c.number, self.number))
+            condition = number_condition(calls.c.number, self.number)
+            if self.number_key:
+                condition = or_(condition, calls.c.number_key == self.number_key)
+            if self.number_key.startswith("+"):
+                # Calls stored before number_key existed: the E.164 digits in their number.
+                condition = or_(condition, number_condition(calls.c.number, self.number_key))
+            found.append(condition)
         if self.text:
             words = self.text.lower()
             either = [

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.model import Call, CallState, Direction, Outcome
@@ -31,6 +31,8 @@ from microsip_bridge.wire import EVENT_NAMES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+    from microsip_bridge.numbers import Normaliser
 
 # The keys of a call as readers get it, in Call's field order (the JSON's and the CSV's), and
 # the column each is read from: the calls table keeps ``events`` as ``event_uids``.
@@ -53,6 +55,14 @@ _TRANSITIONS_AT = CALL_FIELDS.index("transitions")
 
 T = TypeVar("T")
 Position = tuple[float, str]  # (started_at, call_id): where a call is in the listing order
+
+
+class NumberNeedle(NamedTuple):
+    """What ``calls --number`` looks for: the text (:func:`number_needle`) in the number, or
+    a call whose ``number_key`` equals ``key`` (the number normalised; "": none)."""
+
+    text: str
+    key: str = ""
 
 
 def number_needle(text: str) -> str:
@@ -124,12 +134,21 @@ class LogReader(abc.ABC):
     the read began; :meth:`refresh` ends it, so that the next one sees newer commits."""
 
     def calls(
-        self, *, since: float | None = None, number: str | None = None, limit: int | None = None
+        self,
+        *,
+        since: float | None = None,
+        number: str | None = None,
+        limit: int | None = None,
+        normalise: Normaliser | None = None,
     ) -> Listing:
         """The calls that started at or after ``since`` (Unix seconds) and whose number holds
-        ``number`` (:func:`number_needle`), oldest first: the newest ``limit`` of them, or all
-        (None)."""
-        needle = None if number is None else number_needle(number)
+        ``number`` (:func:`number_needle`) or, with ``normalise``, is the same number
+        (``number_key``: ``01234 567890`` finds ``+441234567890`` in region GB), oldest first:
+        the newest ``limit`` of them, or all (None)."""
+        needle = None
+        if number is not None:
+            key = normalise(number).key if normalise is not None else ""
+            needle = NumberNeedle(number_needle(number), key)
         if limit is None:
             return Listing(self._stream(since, needle, None, None), more=False)
         if limit < 1:
@@ -139,7 +158,11 @@ class LogReader(abc.ABC):
         return Listing(self._stream(since, needle, start, limit), more=more)
 
     def _stream(
-        self, since: float | None, needle: str | None, start: Position | None, left: int | None
+        self,
+        since: float | None,
+        needle: NumberNeedle | None,
+        start: Position | None,
+        left: int | None,
     ) -> Iterator[dict[str, object]]:
         after: Position | None = None
         while left is None or left > 0:
@@ -188,7 +211,7 @@ class LogReader(abc.ABC):
     def _page(
         self,
         since: float | None,
-        needle: str | None,
+        needle: NumberNeedle | None,
         start: Position | None,
         after: Position | None,
         limit: int,
@@ -197,7 +220,7 @@ class LogReader(abc.ABC):
 
     @abc.abstractmethod
     def _nth_newest(
-        self, n: int, since: float | None, needle: str | None
+        self, n: int, since: float | None, needle: NumberNeedle | None
     ) -> tuple[Position | None, bool]:
         raise NotImplementedError
 
@@ -275,22 +298,36 @@ class _SqliteReader(LogReader):
         except sqlite3.Error as exc:
             raise _error(self._where, exc) from None
 
-    def _filters(self, since: float | None, needle: str | None) -> tuple[list[str], list[object]]:
+    def _filters(
+        self, since: float | None, needle: NumberNeedle | None
+    ) -> tuple[list[str], list[object]]:
         where: list[str] = []
         params: list[object] = []
         if since is not None:
             where.append("started_at >= ?")
             params.append(since)
-        if needle:
-            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(f"{self._NUMBER} LIKE ? ESCAPE '\\'")
-            params.append(f"%{escaped}%")
+        if needle is not None and needle.text:
+            text = needle.text
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            if needle.key.startswith("+"):
+                # Calls stored before number_key existed: the E.164 digits in their number.
+                where.append(
+                    f"({self._NUMBER} LIKE ? ESCAPE '\\' OR {self._NUMBER} LIKE ? "
+                    "OR number_key = ?)"
+                )
+                params.extend((f"%{escaped}%", f"%{needle.key[1:]}%", needle.key))
+            elif needle.key:
+                where.append(f"({self._NUMBER} LIKE ? ESCAPE '\\' OR number_key = ?)")
+                params.extend((f"%{escaped}%", needle.key))
+            else:
+                where.append(f"{self._NUMBER} LIKE ? ESCAPE '\\'")
+                params.append(f"%{escaped}%")
         return where, params
 
     def _page(
         self,
         since: float | None,
-        needle: str | None,
+        needle: NumberNeedle | None,
         start: Position | None,
         after: Position | None,
         limit: int,
@@ -309,7 +346,7 @@ class _SqliteReader(LogReader):
         return [call_dict(row) for row in self._run(sql, [*params, limit])]
 
     def _nth_newest(
-        self, n: int, since: float | None, needle: str | None
+        self, n: int, since: float | None, needle: NumberNeedle | None
     ) -> tuple[Position | None, bool]:
         where, params = self._filters(since, needle)
         sql = "SELECT started_at, call_id FROM calls"
@@ -379,7 +416,7 @@ class _EngineReader(LogReader):
     def _page(
         self,
         since: float | None,
-        needle: str | None,
+        needle: NumberNeedle | None,
         start: Position | None,
         after: Position | None,
         limit: int,
@@ -388,16 +425,30 @@ class _EngineReader(LogReader):
 
         return self._read(
             lambda conn: repo.call_page(
-                conn, since=since, number=needle, start=start, after=after, limit=limit
+                conn,
+                since=since,
+                number=None if needle is None else needle.text,
+                key=None if needle is None else needle.key,
+                start=start,
+                after=after,
+                limit=limit,
             )
         )
 
     def _nth_newest(
-        self, n: int, since: float | None, needle: str | None
+        self, n: int, since: float | None, needle: NumberNeedle | None
     ) -> tuple[Position | None, bool]:
         from microsip_bridge.store import repo
 
-        return self._read(lambda conn: repo.nth_newest_call(conn, n, since=since, number=needle))
+        return self._read(
+            lambda conn: repo.nth_newest_call(
+                conn,
+                n,
+                since=since,
+                number=None if needle is None else needle.text,
+                key=None if needle is None else needle.key,
+            )
+        )
 
     def events_after(self, cursor: int, limit: int) -> list[dict[str, object]]:
         from microsip_bridge.store import repo

@@ -484,17 +484,19 @@ def call_page(
     *,
     since: float | None = None,
     number: str | None = None,
+    key: str | None = None,
     start: tuple[float, str] | None = None,
     after: tuple[float, str] | None = None,
     limit: int,
 ) -> list[dict[str, object]]:
     """Up to ``limit`` calls in the shape of :meth:`Call.to_dict` (no Call objects: a reader
     may list a million), oldest first: those that started at or after ``since``, whose number
-    holds ``number`` (see :func:`~.reader.number_needle`), from the position ``start``
+    holds ``number`` (see :func:`~.reader.number_needle`) or whose ``number_key`` is ``key``
+    (when given), from the position ``start``
     (inclusive) or ``after`` (exclusive), a ``(started_at, call_id)`` pair."""
     position = tuple_(calls.c.started_at, calls.c.call_id)
     query = select(*(calls.c[name] for name in reader.CALL_COLUMNS))
-    query = query.where(*_call_filters(since, number))
+    query = query.where(*_call_filters(since, number, key))
     if start is not None:
         query = query.where(position >= tuple_(literal(start[0]), literal(start[1])))
     if after is not None:
@@ -504,7 +506,12 @@ def call_page(
 
 
 def nth_newest_call(
-    conn: Connection, n: int, *, since: float | None = None, number: str | None = None
+    conn: Connection,
+    n: int,
+    *,
+    since: float | None = None,
+    number: str | None = None,
+    key: str | None = None,
 ) -> tuple[tuple[float, str] | None, bool]:
     """The position ``(started_at, call_id)`` of the ``n``-th newest call that matches (as
     :func:`call_page`), or None when fewer match; and whether older ones match too."""
@@ -512,7 +519,7 @@ def nth_newest_call(
         raise BridgeError(f"the count must be at least 1, not {n}")
     query = (
         select(calls.c.started_at, calls.c.call_id)
-        .where(*_call_filters(since, number))
+        .where(*_call_filters(since, number, key))
         .order_by(calls.c.started_at.desc(), calls.c.call_id.desc())
         .limit(2)
         .offset(n - 1)
@@ -523,7 +530,9 @@ def nth_newest_call(
     return (float(rows[0][0]), str(rows[0][1])), len(rows) > 1
 
 
-def _call_filters(since: float | None, number: str | None) -> list[ColumnElement[bool]]:
+def _call_filters(
+    since: float | None, number: str | None, key: str | None = None
+) -> list[ColumnElement[bool]]:
     filters: list[ColumnElement[bool]] = []
     if since is not None:
         filters.append(calls.c.started_at >= since)
@@ -531,7 +540,13 @@ def _call_filters(since: float | None, number: str | None) -> list[ColumnElement
         digits: Any = func.lower(calls.c.number)
         for separator in reader.NUMBER_SEPARATORS:
             digits = func.replace(digits, separator, "")
-        filters.append(digits.contains(number, autoescape=True))
+        found: ColumnElement[bool] = digits.contains(number, autoescape=True)
+        if key:
+            found = or_(found, calls.c.number_key == key)
+        if key and key.startswith("+"):
+            # Calls stored before number_key existed: the E.164 digits in their number.
+            found = or_(found, digits.contains(key[1:], autoescape=True))
+        filters.append(found)
     return filters
 
 
