@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from microsip_bridge.calls.transitions import Happened
     from microsip_bridge.model import Call
+    from microsip_bridge.webhooks.targets import WebhookTarget
 
 logger = logging.getLogger("microsip_bridge.actions")
 
@@ -97,4 +98,33 @@ def build_actions(
     changes), MicroSIP's ini (None: none) and its store."""
     normalise = Normaliser(str(values.get("default_region", "")))
     parts: list[Part] = []
+    parts.append(webhook_part(values, home=home, engine=engine, normalise=normalise))
     return Actions(normalise, parts)
+
+
+def webhook_part(
+    values: Mapping[str, Any], *, home: Path, engine: Engine, normalise: Normaliser
+) -> Part:
+    """The outbox part and its delivery worker, with config.toml's [[webhooks]] targets."""
+    from microsip_bridge.config import config_path, load_config
+    from microsip_bridge.webhooks.outbox import OutboxPart
+    from microsip_bridge.webhooks.targets import parse_targets
+    from microsip_bridge.webhooks.worker import Worker
+
+    # Read once at start; the lead swaps this for R's LiveConfig(...).targets (hot reload).
+    path = config_path(home)
+    found = parse_targets(load_config(path).tables.get("webhooks", []), path=path)
+
+    def targets() -> Sequence[WebhookTarget]:
+        return found
+
+    worker = Worker(
+        engine,
+        targets,
+        timeout=float(values.get("webhook_timeout", 10.0)),
+        max_attempts=int(values.get("webhook_max_attempts", 20)),
+        max_age=float(values.get("webhook_max_age", 24.0)) * 3600.0,
+        workers=int(values.get("webhook_workers", 4)),
+        backoff_base=float(values.get("webhook_backoff", 2.0)),
+    )
+    return OutboxPart(targets, worker, normalise=normalise)

@@ -49,6 +49,11 @@ class DaemonSettings:
     control_rate: float = DEFAULTS["control_rate"]
     dial_timeout: float = DEFAULTS["dial_timeout"]
     default_region: str = DEFAULTS["default_region"]
+    webhook_timeout: float = DEFAULTS["webhook_timeout"]
+    webhook_max_attempts: int = DEFAULTS["webhook_max_attempts"]
+    webhook_max_age: float = DEFAULTS["webhook_max_age"]
+    webhook_workers: int = DEFAULTS["webhook_workers"]
+    webhook_backoff: float = DEFAULTS["webhook_backoff"]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -65,6 +70,12 @@ class DaemonSettings:
                 "control_transport must be auto, window, exe or simulator, not "
                 f"{self.control_transport!r}"
             )
+        for name in ("webhook_timeout", "webhook_max_age"):
+            if not getattr(self, name) > 0:
+                raise BridgeError(f"{name} must be more than 0, not {getattr(self, name)}")
+        for name in ("webhook_max_attempts", "webhook_workers"):
+            if not 1 <= getattr(self, name) <= 1000:
+                raise BridgeError(f"{name} must be 1-1000, not {getattr(self, name)}")
         for name in ("control_cooldown", "control_rate"):
             if not getattr(self, name) >= 0:
                 raise BridgeError(f"{name} must not be negative")
