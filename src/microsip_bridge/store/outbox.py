@@ -71,7 +71,8 @@ def insert(conn: Connection, row: Mapping[str, Any]) -> bool:
     else:
         raise BridgeError(f"unsupported database dialect {name!r}")
     stmt = stmt.values(values).on_conflict_do_nothing(index_elements=["msg_id"])
-    return bool(conn.execute(stmt).rowcount)
+    # RETURNING, not rowcount: drivers differ on the rowcount of a conflict skipped.
+    return conn.execute(stmt.returning(ob.c.id)).first() is not None
 
 
 def _first_of_call() -> Any:
