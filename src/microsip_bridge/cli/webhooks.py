@@ -77,7 +77,12 @@ def list_(
     fmt: str,
     database: str | None,
 ) -> None:
-    """List the targets (never their secrets) and the newest messages, newest first."""
+    """List the targets (never their secrets) and the newest messages, newest first.
+
+    \b
+    Example:
+        microsip-bridge webhooks list --state dead --format json
+    """
     from microsip_bridge.webhooks import admin
 
     targets = _targets()
@@ -120,7 +125,12 @@ def list_(
 @click.option("--all", "every", is_flag=True, help="Every dead or failing message.")
 @database_option
 def retry(message: int | None, target: str | None, every: bool, database: str | None) -> None:
-    """Send dead (or failing) messages again now: MESSAGE (an id from `list`), --target or --all."""
+    """Send dead (or failing) messages again now: MESSAGE (an id from `list`), --target or --all.
+
+    \b
+    Example:
+        microsip-bridge webhooks retry --target crm
+    """
     from microsip_bridge.webhooks import admin
 
     if (message is not None) + (target is not None) + every != 1:
@@ -139,7 +149,12 @@ def replay(
     call_id: str | None, since: float | None, target: str | None, database: str | None
 ) -> None:
     """Send delivered messages again, with the same webhook-id (receivers that drop ids they
-    have seen drop them)."""
+    have seen drop them).
+
+    \b
+    Example:
+        microsip-bridge webhooks replay --since 2h --target crm
+    """
     from microsip_bridge.webhooks import admin
 
     if call_id is None and since is None:
@@ -153,7 +168,12 @@ def replay(
 @webhooks.command()
 @click.argument("name")
 def test(name: str) -> None:
-    """Send a signed webhook.test message to target NAME now and print the receiver's answer."""
+    """Send a signed webhook.test message to target NAME now and print the receiver's answer.
+
+    \b
+    Example:
+        microsip-bridge webhooks test crm
+    """
     from microsip_bridge.errors import BridgeError
     from microsip_bridge.webhooks.worker import send_test
 
