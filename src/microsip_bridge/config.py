@@ -145,7 +145,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "webhook_workers",
-        4,
+        8,
         "Webhook deliveries the daemon makes at once.",
     ),
     Setting(

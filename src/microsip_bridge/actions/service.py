@@ -124,7 +124,7 @@ def webhook_part(
         timeout=float(values.get("webhook_timeout", 10.0)),
         max_attempts=int(values.get("webhook_max_attempts", 20)),
         max_age=float(values.get("webhook_max_age", 24.0)) * 3600.0,
-        workers=int(values.get("webhook_workers", 4)),
+        workers=int(values.get("webhook_workers", 8)),
         backoff_base=float(values.get("webhook_backoff", 2.0)),
     )
     return OutboxPart(targets, worker, normalise=normalise)

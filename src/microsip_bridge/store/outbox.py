@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
@@ -162,6 +162,32 @@ def delivered(conn: Connection, row_id: int, worker: str, *, now: float, status:
         )
     )
     return bool(conn.execute(stmt).rowcount)
+
+
+def delivered_many(
+    conn: Connection, worker: str, done: Sequence[tuple[int, int]], *, now: float
+) -> None:
+    """Mark many claimed rows delivered, ``(id, status)`` each: one statement, many rows."""
+    if not done:
+        return
+    stmt = (
+        update(ob)
+        .where(
+            ob.c.id == bindparam("row_id"),
+            ob.c.claimed_by == worker,
+            ob.c.state == PENDING,
+        )
+        .values(
+            state=DELIVERED,
+            delivered_at=now,
+            attempts=ob.c.attempts + 1,
+            last_status=bindparam("status"),
+            last_error=None,
+            claimed_by=None,
+            claimed_until=None,
+        )
+    )
+    conn.execute(stmt, [{"row_id": i, "status": s} for i, s in done])
 
 
 def failed(

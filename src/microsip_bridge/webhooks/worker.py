@@ -144,7 +144,7 @@ class Worker:
         timeout: float = 10.0,
         max_attempts: int = 20,
         max_age: float = 86400.0,
-        workers: int = 4,
+        workers: int = 8,
         backoff_base: float = 2.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -242,9 +242,16 @@ class Worker:
         outcomes = list(pool.map(attempt, rows)) if pool else [attempt(r) for r in rows]
         self.sent += len(rows)
         now = self.clock()
+        done = [
+            (r.id, o.status)
+            for r, o in zip(rows, outcomes, strict=True)
+            if o.ok and o.status is not None
+        ]
         with self.engine.begin() as conn:
+            store.delivered_many(conn, self.name, done, now=now)
             for row, outcome in zip(rows, outcomes, strict=True):
-                self._record(conn, row, outcome, now)
+                if not outcome.ok:
+                    self._record(conn, row, outcome, now)
         return True
 
     def _record(self, conn: object, row: store.Claimed, outcome: Outcome, now: float) -> None:
