@@ -8,9 +8,9 @@ Fills a fresh SQLite store's outbox with the messages of N calls (default 500; 5
 messages in order), then lets the daemon's delivery worker (webhooks/worker.py, W senders,
 default 8 as the ``webhook_workers`` setting) send them all, signed, to a receiver on
 127.0.0.1 (stdlib ThreadingHTTPServer in a process of its own, keep-alive, answers 204).
-Prints the median of R runs (default 3) in deliveries a second, against a baseline measured in the same run: the same
-signed POSTs sent by one client straight from memory, no store (the receiver's and HTTP's own
-ceiling).
+Prints the median of R runs (default 3) in deliveries a second, against a baseline measured
+in the same run: the same signed POSTs sent by one client straight from memory, no store (the
+receiver's and HTTP's own ceiling).
 """
 
 from __future__ import annotations
