@@ -513,3 +513,34 @@ def test_outbox_part_enqueues_for_the_subscribed_targets_only(db: Engine) -> Non
 def test_make_client_follows_no_redirects_and_verifies() -> None:
     with make_client(1.0, 2) as client:
         assert client.follow_redirects is False
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["name", "url", "events", "secret", "secret_env", "other"]),
+            st.one_of(
+                st.text(max_size=30),
+                st.lists(st.text(max_size=15), max_size=3),
+                st.integers(),
+                st.booleans(),
+                st.sampled_from([SECRET, "https://x.example/h", "call.ended", "*"]),
+            ),
+        ),
+        max_size=3,
+    )
+)
+def test_parse_targets_never_raises_anything_but_file_format_errors(
+    tables: list[dict[str, object]],
+) -> None:
+    message = ""
+    try:
+        found = parse_targets(tables, path=CONFIG)
+    except FileFormatError as exc:
+        message = str(exc)
+    else:
+        assert len(found) == len(tables)
+        return
+    assert "\n" not in message and str(CONFIG) in message
+    if not any(t.get("name") == SECRET for t in tables):  # a name is shown, a secret not
+        assert SECRET not in message

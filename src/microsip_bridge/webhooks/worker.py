@@ -175,12 +175,6 @@ class Worker:
     def start(self) -> None:
         if self._thread is not None:
             return
-        if self.engine.dialect.name == "sqlite":
-            # One daemon writes a SQLite store: claims left by a killed one are void now.
-            with self.engine.begin() as conn:
-                released = store.release(conn)
-            if released:
-                logger.info("%d webhook messages claimed before a restart are due again", released)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._thread.start()
@@ -194,7 +188,22 @@ class Worker:
         thread.join(timeout if timeout is not None else self.lease)
         self._thread = None
 
+    def _release_stale(self) -> None:
+        # One daemon writes a SQLite store: claims left by a killed one are void now. (On
+        # PostgreSQL other daemons may hold claims: theirs expire with their lease.)
+        if self.engine.dialect.name != "sqlite":
+            return
+        try:
+            with self.engine.begin() as conn:
+                released = store.release(conn)
+        except Exception as exc:  # the store not migrated yet: nothing was claimed
+            logger.debug("no webhook claims released: %s", exc)
+            return
+        if released:
+            logger.info("%d webhook messages claimed before a restart are due again", released)
+
     def _run(self) -> None:
+        self._release_stale()
         with (
             make_client(self.timeout, self.workers) as client,
             concurrent.futures.ThreadPoolExecutor(self.workers, "webhook-send") as pool,
