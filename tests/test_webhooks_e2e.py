@@ -108,6 +108,11 @@ def outbox_done(engine: Engine, total: int) -> bool:
     return counts.get("delivered", 0) == total
 
 
+def failures(engine: Engine) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        return [m for m in store.messages(conn, state="pending", limit=10_000) if m["attempts"]]
+
+
 def check_arrivals(r: Receiver, expected: dict[str, list[str]]) -> Counter[str]:
     """Every message arrived and verified, in order within its call; the wire's duplicates."""
     arrivals = list(r.delivered)
@@ -138,15 +143,25 @@ def test_500_calls_through_refusals_500s_hangs_and_a_sigkill(
     try:
         play(folder, bridge_home, range(170))
         wait_until(lambda: len(calls_in(engine)) >= 170, 60, "the first calls to be stored")
-        time.sleep(1.0)  # attempts refused
+        wait_until(
+            lambda: any("ConnectError" in str(m["last_error"]) for m in failures(engine)),
+            30,
+            "refused attempts",
+        )
         r.up()
         r.mode = "500"
         play(folder, bridge_home, range(170, 340))
-        time.sleep(1.0)
+        wait_until(
+            lambda: any(m["last_status"] == 500 for m in failures(engine)), 30, "500 answers"
+        )
         r.mode = "hang"
         play(folder, bridge_home, range(340, 500))
         wait_until(lambda: len(calls_in(engine)) >= 500, 60, "every call to be stored")
-        time.sleep(1.5)
+        wait_until(
+            lambda: any(m["last_error"] == "timed out" for m in failures(engine)),
+            30,
+            "attempts timed out",
+        )
         assert r.delivered == [], "nothing is accepted while the receiver fails"
         r.mode = "ok"
         wait_until(lambda: len(r.delivered) >= 300, 60, "deliveries to start")
@@ -216,9 +231,22 @@ def test_two_daemons_share_one_postgresql_outbox(
         calls = calls_in(engine)
         expected = expected_messages(calls)
         total = sum(len(ids) for ids in expected.values())
-        r.attempts = 0
         r.mode = "ok"
-        wait_until(lambda: outbox_done(engine, total), 120, "every message to be delivered")
+        senders: set[str] = set()
+
+        def done() -> bool:
+            # Which daemons hold claims as they deliver (the worker names hold their pids).
+            with engine.connect() as conn:
+                holders = conn.execute(
+                    text(
+                        "SELECT DISTINCT claimed_by FROM webhook_outbox"
+                        " WHERE claimed_by IS NOT NULL"
+                    )
+                ).scalars()
+                senders.update(str(h).split(":")[1] for h in holders)
+            return outbox_done(engine, total)
+
+        wait_until(done, 120, "every message to be delivered")
         for proc in procs:
             assert stop(proc)[0] == 0
     finally:
@@ -228,3 +256,4 @@ def test_two_daemons_share_one_postgresql_outbox(
         r.down()
         engine.dispose()
     assert check_arrivals(r, expected) == Counter(), "a message was sent by two daemons"
+    assert senders == {str(p.pid) for p in procs}, "both daemons delivered"
