@@ -544,3 +544,19 @@ def test_parse_targets_never_raises_anything_but_file_format_errors(
     assert "\n" not in message and str(CONFIG) in message
     if not any(t.get("name") == SECRET for t in tables):  # a name is shown, a secret not
         assert SECRET not in message
+
+
+def test_stopping_sends_no_more_of_the_batch_and_releases_its_claims(db: Engine) -> None:
+    with receiver(mode="hang", hang_seconds=3.0) as r:
+        fill(db, 16, (Transition.RINGING,), now=time.time())
+        worker = run_worker(db, [target(r.url)], timeout=1.0, workers=2)  # batches of 8
+        wait_for(lambda: r.attempts >= 1)
+        started = time.monotonic()
+        worker.stop()
+        took = time.monotonic() - started
+    # Only the two posts in flight finish (by the timeout): not the four rounds of a batch.
+    assert took < 2.5
+    assert r.attempts <= 4
+    with db.connect() as conn:
+        rows = store.messages(conn, limit=100)
+    assert all(m["state"] == "pending" and m["claimed_by"] is None for m in rows)

@@ -35,7 +35,7 @@ from microsip_bridge.webhooks.payload import test_body, test_message_id
 
 if TYPE_CHECKING:
     import httpx2
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from microsip_bridge.webhooks.targets import WebhookTarget
 
@@ -245,32 +245,31 @@ class Worker:
         if not rows:
             return False
 
-        def attempt(row: store.Claimed) -> Outcome:
+        def attempt(row: store.Claimed) -> Outcome | None:
+            if self._stop.is_set():
+                return None  # stopping: not sent, its claim released when the worker ends
             return post(client, targets[row.target], row.msg_id, row.body, self.clock())
 
         outcomes = list(pool.map(attempt, rows)) if pool else [attempt(r) for r in rows]
-        self.sent += len(rows)
+        self.sent += sum(o is not None for o in outcomes)
         now = self.clock()
-        done = [
-            (r.id, o.status)
-            for r, o in zip(rows, outcomes, strict=True)
-            if o.ok and o.status is not None
-        ]
+        done: list[tuple[int, int]] = []
+        failed: list[tuple[store.Claimed, Outcome]] = []
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if outcome is None:
+                continue
+            if outcome.ok and outcome.status is not None:
+                done.append((row.id, outcome.status))
+            else:
+                failed.append((row, outcome))
         with self.engine.begin() as conn:
             store.delivered_many(conn, self.name, done, now=now)
-            for row, outcome in zip(rows, outcomes, strict=True):
-                if not outcome.ok:
-                    self._record(conn, row, outcome, now)
+            for row, outcome in failed:
+                self._record(conn, row, outcome, now)
         return True
 
-    def _record(self, conn: object, row: store.Claimed, outcome: Outcome, now: float) -> None:
-        from sqlalchemy.engine import Connection
-
-        assert isinstance(conn, Connection)
-        if outcome.ok:
-            assert outcome.status is not None
-            store.delivered(conn, row.id, self.name, now=now, status=outcome.status)
-            return
+    def _record(self, conn: Connection, row: store.Claimed, outcome: Outcome, now: float) -> None:
+        """A failed attempt: retried after the backoff (or Retry-After), or a dead letter."""
         attempts = row.attempts + 1
         dead = (
             outcome.status == 410
