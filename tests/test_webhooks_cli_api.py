@@ -188,6 +188,23 @@ def test_api_routes(bridge_home: Path) -> None:
     assert [d.msg_id for d in replayed] == [message_id("crm", "c0", "ended")]
 
 
+def test_status_counts_pending_and_dead_messages(bridge_home: Path) -> None:
+    (bridge_home / "config.toml").write_text(webhooks_toml("https://crm.example/h"), "utf-8")
+    seed(bridge_home, "https://crm.example/h", calls=3)  # 1 delivered, 2 dead
+    engine = make_engine(None, bridge_home)
+    with engine.begin() as conn:
+        enqueue(
+            conn,
+            happened("c9", Transition.RINGING),
+            WebhookTarget("gone", "https://gone.example/h", frozenset({"*"}), SECRET),
+            now=1000.0,
+        )
+    engine.dispose()
+    with live_daemon(bridge_home) as daemon:
+        status, data = call(daemon, bridge_home, "GET", "/api/v1/status")
+    assert status == 200 and data["webhooks"] == {"pending": 1, "dead": 2}
+
+
 def test_a_bad_webhooks_table_stops_the_daemon_with_its_reason(bridge_home: Path) -> None:
     (bridge_home / "config.toml").write_text(webhooks_toml("http://crm.example/h"), "utf-8")
     with pytest.raises(Exception, match="plain http is only allowed"), live_daemon(bridge_home):

@@ -134,6 +134,13 @@ class StoreInfo(BaseModel):
     detail: str | None = Field(description="The store's error, when not ok.")
 
 
+class WebhookTotals(BaseModel):
+    """The webhook outbox's messages, all targets together."""
+
+    pending: int = Field(description="Not delivered yet (waiting for their next attempt).")
+    dead: int = Field(description="Dead letters: given up on, kept for `webhooks retry`.")
+
+
 class Status(BaseModel):
     """The daemon, MicroSIP, its hooks and the store at a glance."""
 
@@ -143,6 +150,9 @@ class Status(BaseModel):
     last_event_at: float | None = Field(description="When the newest event's hook fired.")
     cursor: int = Field(description="The newest event's cursor (0: no event yet).")
     store: StoreInfo
+    webhooks: WebhookTotals | None = Field(
+        default=None, description="The webhook outbox (None: the store could not be read)."
+    )
 
 
 class HistoryEntry(BaseModel):
