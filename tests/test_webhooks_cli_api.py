@@ -113,6 +113,30 @@ def test_cli_test_sends_a_signed_message(
     assert code == 1 and "not delivered" in err and "ConnectError" in err
 
 
+def test_cli_goes_through_a_running_daemon(
+    bridge_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with receiver() as r:
+        (bridge_home / "config.toml").write_text(webhooks_toml(r.url), "utf-8")
+        seed(bridge_home, r.url, calls=2)
+        with live_daemon(bridge_home):
+            # The daemon's loaded target is used, not the file as it is now.
+            (bridge_home / "config.toml").write_text(
+                webhooks_toml(f"http://127.0.0.1:{closed_port()}/h"), "utf-8"
+            )
+            code, out, err = run(capsys, "webhooks", "test", "crm")
+            assert (code, out) == (0, "crm: HTTP 204: delivered\n"), err
+            code, _, err = run(capsys, "webhooks", "retry", "999")
+            assert code != 0 and "no webhook message 999" in err
+            code, out, err = run(capsys, "webhooks", "replay", "--call", "c0")
+            assert (code, out) == (0, "1 message to be sent again\n"), err
+            give_up = time.monotonic() + 20
+            while len(r.delivered) < 2:  # the test message, then the replayed one at once
+                assert time.monotonic() < give_up, "the replay was not sent"
+                time.sleep(0.02)
+    assert [d.body["type"] for d in r.delivered] == ["webhook.test", "call.ended"]
+
+
 # --- the API ----------------------------------------------------------------------------------
 
 

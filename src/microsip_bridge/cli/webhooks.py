@@ -1,8 +1,9 @@
 """`microsip-bridge webhooks list|retry|replay|test`: the webhook targets and the outbox.
 
-They work on the store itself (the outbox is a table of it), whether or not a daemon runs: a
-running daemon's worker sees retried and replayed messages at its next look (2 s at most).
-`test` sends from here, with config.toml's target, and prints the receiver's answer.
+Through the daemon when one runs (`retry MESSAGE`, `replay` and `test` use its API: its worker
+starts at once, `test` uses the targets it loaded), else straight on the store and with
+config.toml's targets. `list`, and `retry --target/--all`, work on the store itself (the outbox
+is a table of it): a running daemon's worker sees their changes within 2 s.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 import json
 import sys
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any, cast
 
 import click
@@ -49,6 +51,57 @@ def _store(database: str | None, *, write: bool) -> Iterator[Connection]:
             yield conn
     finally:
         engine.dispose()
+
+
+def _daemon_call(method: str, path: str, body: object = None) -> dict[str, Any] | None:
+    """The running daemon's JSON answer to ``method path``, or None when no daemon answers.
+    Its errors become the BridgeError they stand for."""
+    import http.client
+
+    from microsip_bridge.control.client import CONNECT_TIMEOUT, find_daemon
+    from microsip_bridge.errors import BridgeError, NotFoundError
+    from microsip_bridge.wire import bridge_home
+
+    daemon = find_daemon(bridge_home())
+    if daemon is None:
+        return None
+    host, port, token = daemon
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
+    try:
+        try:
+            conn.connect()
+        except OSError:
+            return None  # it died without removing daemon.json
+        if conn.sock is not None:
+            conn.sock.settimeout(float(state().config["webhook_timeout"]) + 30)
+        conn.request(
+            method,
+            path,
+            body=None if body is None else json.dumps(body),
+            headers={
+                "Host": authority,
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+            },
+        )
+        response = conn.getresponse()
+        raw = response.read(1024 * 1024)
+    except (OSError, http.client.HTTPException) as exc:
+        raise BridgeError(f"the daemon at {authority} did not answer: {exc}") from None
+    finally:
+        conn.close()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = {}
+    if response.status == 200 and isinstance(data, dict):
+        return data
+    detail = data.get("detail") if isinstance(data, dict) else None
+    message = detail if isinstance(detail, str) else f"HTTP {response.status}"
+    if response.status == 404:
+        raise NotFoundError(message)
+    raise BridgeError(f"the daemon refused: {message}")
 
 
 def _utc(ts: object) -> str:
@@ -135,8 +188,14 @@ def retry(message: int | None, target: str | None, every: bool, database: str | 
 
     if (message is not None) + (target is not None) + every != 1:
         raise click.UsageError("give one of MESSAGE, --target and --all")
-    for conn in _store(database, write=True):
-        count = admin.retry(conn, now=time.time(), message=message, target=target)
+    answer = None
+    if message is not None and database is None:
+        answer = _daemon_call("POST", f"/api/v1/webhooks/messages/{message}/retry")
+    if answer is not None:
+        count = int(answer["retried"])
+    else:
+        for conn in _store(database, write=True):
+            count = admin.retry(conn, now=time.time(), message=message, target=target)
     click.echo(f"{count} message{'s' if count != 1 else ''} due again now")
 
 
@@ -159,8 +218,15 @@ def replay(
 
     if call_id is None and since is None:
         raise click.UsageError("give --call or --since")
-    for conn in _store(database, write=True):
-        count = admin.replay(conn, now=time.time(), call_id=call_id, since=since, target=target)
+    answer = None
+    if database is None:
+        asked = {"call_id": call_id, "since": since, "target": target}
+        answer = _daemon_call("POST", "/api/v1/webhooks/replay", asked)
+    if answer is not None:
+        count = int(answer["replayed"])
+    else:
+        for conn in _store(database, write=True):
+            count = admin.replay(conn, now=time.time(), call_id=call_id, since=since, target=target)
     click.echo(f"{count} message{'s' if count != 1 else ''} to be sent again")
     click.echo(f"note: {admin.REPLAY_NOTE}", err=True)
 
@@ -175,13 +241,16 @@ def test(name: str) -> None:
         microsip-bridge webhooks test crm
     """
     from microsip_bridge.errors import BridgeError
-    from microsip_bridge.webhooks.worker import send_test
+    from microsip_bridge.webhooks.worker import Outcome, send_test
 
-    found = [t for t in _targets() if t.name == name]
-    if not found:
-        raise BridgeError(f"no [[webhooks]] target named {name!r} in {state().config.path}")
-    timeout = float(state().config["webhook_timeout"])
-    outcome = send_test(found[0], timeout=timeout)
+    answer = _daemon_call("POST", f"/api/v1/webhooks/{urllib.parse.quote(name, safe='')}/test")
+    if answer is not None:
+        outcome = Outcome(answer.get("status"), str(answer.get("error") or ""))
+    else:
+        found = [t for t in _targets() if t.name == name]
+        if not found:
+            raise BridgeError(f"no [[webhooks]] target named {name!r} in {state().config.path}")
+        outcome = send_test(found[0], timeout=float(state().config["webhook_timeout"]))
     if outcome.ok:
         click.echo(f"{name}: HTTP {outcome.status}: delivered")
         return
