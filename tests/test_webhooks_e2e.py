@@ -148,8 +148,8 @@ def test_500_calls_through_refusals_500s_hangs_and_a_sigkill(
             30,
             "refused attempts",
         )
+        r.mode = "500"  # before it listens: no request may find it accepting
         r.up()
-        r.mode = "500"
         play(folder, bridge_home, range(170, 340))
         wait_until(
             lambda: any(m["last_status"] == 500 for m in failures(engine)), 30, "500 answers"
@@ -216,14 +216,13 @@ def test_two_daemons_share_one_postgresql_outbox(
     folder = create_folder(tmp_path / "MicroSIP", domain="pbx.example.invalid").path
     engine = make_engine(pg_database)
     upgrade(engine)
-    r = Receiver()
+    r = Receiver(mode="500")  # rows pile up, then both daemons deliver them at once
     r.up()
     homes = [bridge_home, tmp_path / "second-home"]
     homes[1].mkdir()
     config = FAST + f'database = "{pg_database}"\n' + webhooks_toml(r.url)
     for home in homes:
         (home / "config.toml").write_text(config, "utf-8")
-    r.mode = "500"  # rows pile up, then both daemons deliver them at once
     procs = [start_daemon(home) for home in homes]
     try:
         play(folder, homes[0], range(300))
