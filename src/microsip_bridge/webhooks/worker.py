@@ -100,6 +100,8 @@ def post(
         return Outcome(None, "timed out")
     except httpx2.HTTPError as exc:
         return Outcome(None, f"{type(exc).__name__}: {exc}"[:300])
+    except Exception as exc:  # an attempt that fails oddly is a failed attempt, not a crash
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:300])
     error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
     return Outcome(
         response.status_code, error, retry_after(response.headers.get("retry-after"), now)
