@@ -233,3 +233,22 @@ def test_a_bad_webhooks_table_stops_the_daemon_with_its_reason(bridge_home: Path
     (bridge_home / "config.toml").write_text(webhooks_toml("http://crm.example/h"), "utf-8")
     with pytest.raises(Exception, match="plain http is only allowed"), live_daemon(bridge_home):
         pass
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("webhook_workers", 0, "webhook_workers must be 1-1000, not 0"),
+        ("webhook_max_attempts", 5000, "webhook_max_attempts must be 1-1000, not 5000"),
+        ("webhook_timeout", 0.0, "webhook_timeout must be more than 0"),
+        ("webhook_max_age", 0.0, "webhook_max_age must be more than 0"),
+    ],
+)
+def test_webhook_settings_out_of_range_are_refused(
+    bridge_home: Path, setting: str, value: object, message: str
+) -> None:
+    from microsip_bridge.errors import BridgeError
+    from microsip_bridge.server.settings import DaemonSettings
+
+    with pytest.raises(BridgeError, match=message):
+        DaemonSettings(home=bridge_home, **{setting: value})  # type: ignore[arg-type]
