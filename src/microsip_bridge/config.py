@@ -163,6 +163,33 @@ SETTINGS: tuple[Setting, ...] = (
         "(never logged); empty: none.",
     ),
     Setting(
+        "webhook_timeout",
+        10.0,
+        "Seconds a webhook receiver has to answer one delivery before the attempt counts as "
+        "failed.",
+    ),
+    Setting(
+        "webhook_max_attempts",
+        20,
+        "Attempts at one webhook message before it becomes a dead letter.",
+    ),
+    Setting(
+        "webhook_max_age",
+        24.0,
+        "Hours after which a webhook message not yet delivered becomes a dead letter.",
+    ),
+    Setting(
+        "webhook_workers",
+        8,
+        "Webhook deliveries the daemon makes at once.",
+    ),
+    Setting(
+        "webhook_backoff",
+        2.0,
+        "Seconds: the longest wait before a failed webhook delivery's first retry; it doubles "
+        "with each attempt (random within it, at most an hour).",
+    ),
+    Setting(
         "dial_timeout",
         15.0,
         "Seconds a dial through the bridge waits for MicroSIP's outgoing event before its call "

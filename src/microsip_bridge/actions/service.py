@@ -16,13 +16,16 @@ are started and stopped with the daemon (:meth:`Actions.start`, :meth:`Actions.s
 
 from __future__ import annotations
 
-import importlib
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from microsip_bridge.actions.live_config import LiveConfig
+from microsip_bridge.config import CONFIG_NAME
 from microsip_bridge.contacts.names import CallerNames
+from microsip_bridge.errors import FileFormatError
 from microsip_bridge.microsip.accounts import dialing_prefix_of
 from microsip_bridge.numbers import Normaliser, normaliser_for
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from microsip_bridge.calls.ingest import Ingestor
     from microsip_bridge.calls.transitions import Happened
     from microsip_bridge.model import Call
+    from microsip_bridge.webhooks.targets import WebhookTarget
 
 logger = logging.getLogger("microsip_bridge.actions")
 
@@ -120,18 +124,23 @@ def build_actions(
     names = caller_names(values, normalise, ini=ini, engine=engine)
     parts: list[Part] = [names]  # first: the rules see the names it gives
     actions = Actions(normalise, parts, names=names)
-    actions.rules = _rules_part(actions, values, home=home)
+    # One watcher of config.toml for the rules and the webhook targets (hot-reloaded together);
+    # a file that is bad when the daemon starts stops it, with the reason.
+    live = LiveConfig(home / CONFIG_NAME)
+    if live.error is not None:
+        raise FileFormatError(live.error)
+    actions.rules = _rules_part(actions, values, live)
     actions.parts.append(actions.rules)
+    actions.parts.append(webhook_part(values, live, engine=engine, normalise=normalise))
     return actions
 
 
-def _rules_part(actions: Actions, values: Mapping[str, Any], *, home: Path) -> RulesPart:
+def _rules_part(actions: Actions, values: Mapping[str, Any], live: LiveConfig) -> RulesPart:
     """The rules (config.toml's [[rules]], watched), their launcher and notifier."""
     from microsip_bridge.actions.launch import Launcher, open_url
-    from microsip_bridge.actions.live_config import LiveConfig
     from microsip_bridge.actions.notify import make_notifier
-    from microsip_bridge.actions.rules_part import Enqueue, RulesPart
-    from microsip_bridge.config import CONFIG_NAME
+    from microsip_bridge.actions.rules_part import RulesPart
+    from microsip_bridge.webhooks.outbox import enqueue
 
     def answer() -> None:
         if actions.control is None:
@@ -139,15 +148,6 @@ def _rules_part(actions: Actions, values: Mapping[str, Any], *, home: Path) -> R
         else:
             actions.control("answer")
 
-    enqueue: Enqueue | None = None
-    try:
-        # By name: rules and the webhooks' outbox (W's) are built side by side; without it the
-        # rules' webhook key is logged as unavailable.
-        outbox = importlib.import_module("microsip_bridge.webhooks.outbox")
-    except ImportError:
-        logger.warning("no webhook outbox in this build: rules' webhook keys do nothing")
-    else:
-        enqueue = outbox.enqueue
     # The notice is shown on the daemon's own PC: loopback reaches it whatever it listens on.
     port = int(values.get("port", 0))
     dashboard = f"http://127.0.0.1:{port}/"
@@ -156,10 +156,10 @@ def _rules_part(actions: Actions, values: Mapping[str, Any], *, home: Path) -> R
         notifier=make_notifier(answer, open_url),
     )
     return RulesPart(
-        LiveConfig(home / CONFIG_NAME),
+        live,
         launcher,
         normalise=actions.normalise,
-        enqueue=enqueue,
+        enqueue=functools.partial(enqueue, normalise=actions.normalise),
         dashboard=dashboard if port else "",
     )
 
@@ -192,3 +192,26 @@ def caller_names(
         crm=crm,
         max_bytes=int(max_mb) * 1024 * 1024 if max_mb else None,
     )
+
+
+def webhook_part(
+    values: Mapping[str, Any], live: LiveConfig, *, engine: Engine, normalise: Normaliser
+) -> Part:
+    """The outbox part and its delivery worker, with config.toml's [[webhooks]] targets as
+    ``live`` has them now (hot-reloaded)."""
+    from microsip_bridge.webhooks.outbox import OutboxPart
+    from microsip_bridge.webhooks.worker import Worker
+
+    def targets() -> Sequence[WebhookTarget]:
+        return live.targets
+
+    worker = Worker(
+        engine,
+        targets,
+        timeout=float(values.get("webhook_timeout", 10.0)),
+        max_attempts=int(values.get("webhook_max_attempts", 20)),
+        max_age=float(values.get("webhook_max_age", 24.0)) * 3600.0,
+        workers=int(values.get("webhook_workers", 8)),
+        backoff_base=float(values.get("webhook_backoff", 2.0)),
+    )
+    return OutboxPart(targets, worker, normalise=normalise)

@@ -131,6 +131,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "microsip_bridge.cli.directory:directory",
         "Serve MicroSIP its contacts, with presence lamps from the calls the daemon sees.",
     ),
+    "webhooks": (
+        "microsip_bridge.cli.webhooks:webhooks",
+        "The webhook targets of config.toml and their messages: list, retry, replay, test.",
+    ),
 }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.engine import Connection
 
 from microsip_bridge import __version__
 from microsip_bridge.actions.service import Actions
@@ -33,6 +34,7 @@ from microsip_bridge.server.schemas import ContactList, HistoryEntry, LookupOut,
 from microsip_bridge.server.settings import DaemonSettings
 from microsip_bridge.store import query
 from microsip_bridge.store.engine import safe_url
+from microsip_bridge.store.outbox import counts as outbox_counts
 
 router = APIRouter(
     prefix="/api/v1",
@@ -86,6 +88,12 @@ def _contacts(settings: DaemonSettings) -> ContactsFile:
     return found
 
 
+def webhook_totals(conn: Connection) -> dict[str, int]:
+    """Pending and dead webhook messages, all targets together."""
+    every = outbox_counts(conn).values()
+    return {"pending": sum(c["pending"] for c in every), "dead": sum(c["dead"] for c in every)}
+
+
 @router.get("/status", response_model=Status)
 async def status(request: Request) -> dict[str, Any]:
     """MicroSIP (found, folder, ini, version, running), its eight cmd* hooks (ours, foreign,
@@ -98,11 +106,14 @@ async def status(request: Request) -> dict[str, Any]:
         found = microsip_status(settings.ini, program)
         store: dict[str, Any] = {"database": safe_url(engine.url), "ok": True, "detail": None}
         newest = None
+        webhooks = None
         try:
             newest = read_store(engine, query.newest_event)
+            webhooks = read_store(engine, webhook_totals)
         except StoreUnavailableError as exc:
             store.update(ok=False, detail=exc.message)
         return {
+            "webhooks": webhooks,
             "version": __version__,
             **found,
             "last_event_at": None if newest is None else newest[1],

@@ -59,6 +59,7 @@ from microsip_bridge.server import (
     api_calls,
     api_microsip,
     api_privacy,
+    api_webhooks,
     auth,
     control,
     dashboard,
@@ -217,6 +218,7 @@ def create_app(
     app.add_middleware(CloseUnreadBodyMiddleware)
 
     app.include_router(control.router)
+    app.include_router(api_webhooks.router)
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, error: BridgeError) -> JSONResponse:

@@ -146,6 +146,13 @@ class RulesInfo(BaseModel):
     loaded_at: float | None = Field(description="When the rules in use were read, Unix seconds.")
 
 
+class WebhookTotals(BaseModel):
+    """The webhook outbox's messages, all targets together."""
+
+    pending: int = Field(description="Not delivered yet (waiting for their next attempt).")
+    dead: int = Field(description="Dead letters: given up on, kept for `webhooks retry`.")
+
+
 class Status(BaseModel):
     """The daemon, MicroSIP, its hooks and the store at a glance."""
 
@@ -156,6 +163,9 @@ class Status(BaseModel):
     cursor: int = Field(description="The newest event's cursor (0: no event yet).")
     store: StoreInfo
     rules: RulesInfo | None = Field(default=None, description="None: the daemon runs no rules.")
+    webhooks: WebhookTotals | None = Field(
+        default=None, description="The webhook outbox (None: the store could not be read)."
+    )
 
 
 class HistoryEntry(BaseModel):

@@ -59,6 +59,11 @@ class DaemonSettings:
     crm_timeout: float = DEFAULTS["crm_timeout"]
     crm_cache_ttl: float = DEFAULTS["crm_cache_ttl"]
     crm_token_env: str = DEFAULTS["crm_token_env"]
+    webhook_timeout: float = DEFAULTS["webhook_timeout"]
+    webhook_max_attempts: int = DEFAULTS["webhook_max_attempts"]
+    webhook_max_age: float = DEFAULTS["webhook_max_age"]
+    webhook_workers: int = DEFAULTS["webhook_workers"]
+    webhook_backoff: float = DEFAULTS["webhook_backoff"]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -80,6 +85,12 @@ class DaemonSettings:
 
             check_template(self.crm_url)
             check_pointer(self.crm_name_pointer)
+        for name in ("webhook_timeout", "webhook_max_age"):
+            if not getattr(self, name) > 0:
+                raise BridgeError(f"{name} must be more than 0, not {getattr(self, name)}")
+        for name in ("webhook_max_attempts", "webhook_workers"):
+            if not 1 <= getattr(self, name) <= 1000:
+                raise BridgeError(f"{name} must be 1-1000, not {getattr(self, name)}")
         for name in ("control_cooldown", "control_rate", "crm_cache_ttl"):
             if not getattr(self, name) >= 0:
                 raise BridgeError(f"{name} must not be negative")
