@@ -16,6 +16,7 @@ default_region = "GB"
 name = "crm"
 url = "https://crm.example/hooks"
 events = ["*"]
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 [[rules]]
 name = "crm pop"

@@ -50,6 +50,7 @@ HOOK = """
 name = "crm"
 url = "https://crm.example/hook"
 events = ["*"]
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 [[rules]]
 name = "to crm"
