@@ -6,8 +6,9 @@ events/s grouped on SQLite).
 Feeds N hook events (default 20,000; 500 with ``--quick``), five per call (incoming, ring,
 answer, start, end), into a freshly migrated database through the path the daemon takes: the
 :class:`~microsip_bridge.calls.ingest.Ingestor`, whose writer thread records each event in the
-log, applies it to the call-state model and saves the call it changed, one transaction per
-group; a result means durable. It prints the median events/s of several runs for:
+log, applies it to the call-state model and saves the call it changed (with the daemon's
+actions: numbers normalised, caller names, rules and the webhook outbox, none configured), one
+transaction per group; a result means durable. It prints the median events/s of several runs for:
 
 * ``serial``: one event at a time, each submitted once the previous one is durable (hooks that
   fire one after another: one commit per event);
@@ -39,8 +40,10 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
+from microsip_bridge.actions.service import build_actions
 from microsip_bridge.calls.ingest import Ingestor
 from microsip_bridge.calls.state import CallTracker
+from microsip_bridge.config import DEFAULTS
 from microsip_bridge.model import Event, EventRecord
 from microsip_bridge.store import repo
 from microsip_bridge.store.engine import make_engine, parse_url, safe_url, upgrade
@@ -142,14 +145,22 @@ def measure(db: Database, feed: Feeder, count: int, runs: int, batch: int) -> fl
         recs = make_events(count)
         engine, cleanup = db.fresh()
         try:
-            ingestor = Ingestor(engine, CallTracker(), batch_size=batch)
-            ingestor.start(migrate=False)  # fresh() migrated it
-            try:
-                start = time.perf_counter()
-                feed(ingestor, recs)
-                elapsed = time.perf_counter() - start
-            finally:
-                ingestor.stop()
+            # The daemon's own actions, as `serve` builds them: the normaliser and the caller
+            # names on every saved call, the rules and the webhook outbox on every transition
+            # (no rule or target configured: what each part costs when it has nothing to do).
+            with tempfile.TemporaryDirectory() as home:
+                values = {**DEFAULTS, "default_region": "DE"}
+                actions = build_actions(values, home=Path(home), ini=None, engine=engine)
+                ingestor = Ingestor(engine, CallTracker(), batch_size=batch, observer=actions)
+                actions.start()
+                ingestor.start(migrate=False)  # fresh() migrated it
+                try:
+                    start = time.perf_counter()
+                    feed(ingestor, recs)
+                    elapsed = time.perf_counter() - start
+                finally:
+                    ingestor.stop()
+                    actions.stop()
             with engine.connect() as conn:
                 stored = repo.max_cursor(conn)
                 calls = len(repo.list_calls(conn))

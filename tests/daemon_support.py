@@ -200,7 +200,8 @@ def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
     """SIGTERM and wait; (exit status, stdout, stderr)."""
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
-    return proc.returncode, out.decode(), err.decode()
+    # A daemon whose output went to a file gives None here.
+    return proc.returncode, (out or b"").decode(), (err or b"").decode()
 
 
 def stored_events(home: Path, database: str | None = None) -> list[StoredEvent]:

@@ -50,12 +50,15 @@ FAST = "webhook_timeout = 0.5\nwebhook_backoff = 0.05\nwebhook_workers = 8\nreje
 
 def start_daemon(home: Path) -> subprocess.Popen[bytes]:
     (home / "daemon.json").unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DAEMON_CODE, str(home)],
-        env=hook_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # Its output goes to a file: a pipe nobody reads fills up (the daemon logs a line per
+    # ended call) and then blocks the daemon's writes, and with them its ingestion.
+    with (home / "daemon-output.txt").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", DAEMON_CODE, str(home)],
+            env=hook_env(home),
+            stdout=out,
+            stderr=out,
+        )
     wait_for_daemon_file(home, proc)
     return proc
 
