@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -159,14 +160,39 @@ print("stopped", stopped, flush=True)
 
 def start_daemon_process(home: Path, port: int = 0) -> subprocess.Popen[bytes]:
     """The daemon in a process of its own (to SIGKILL it, or to stop it with SIGTERM)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DAEMON_PROCESS_CODE, str(home), str(port)],
-        env=hook_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # Its output goes to files, read back by stop() and on a failed start: a pipe nobody reads
+    # while the daemon runs fills up with its log lines, and then blocks the daemon.
+    out_path, err_path = (_temp_file(f"daemon-{n}-") for n in ("out", "err"))
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", DAEMON_PROCESS_CODE, str(home), str(port)],
+            env=hook_env(home),
+            stdout=out,
+            stderr=err,
+        )
+    _OUTPUT[proc.pid] = (out_path, err_path)
     wait_for_daemon_file(home, proc)
     return proc
+
+
+def _temp_file(prefix: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=prefix)
+    os.close(fd)
+    return Path(name)
+
+
+# The files a daemon process started by start_daemon_process writes its output to, by pid.
+_OUTPUT: dict[int, tuple[Path, Path]] = {}
+
+
+def _output(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
+    paths = _OUTPUT.pop(proc.pid, None)
+    if paths is None:
+        return "", ""
+    texts = tuple(p.read_bytes().decode(errors="replace") for p in paths)
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return texts[0], texts[1]
 
 
 def wait_for_daemon_file(home: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> dict:
@@ -175,7 +201,7 @@ def wait_for_daemon_file(home: Path, proc: subprocess.Popen[bytes], timeout: flo
     path = home / "daemon.json"
     while time.monotonic() < give_up:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            err = proc.stderr.read().decode() if proc.stderr else _output(proc)[1]
             raise AssertionError(f"the daemon exited with {proc.returncode}: {err}")
         try:
             info = json.loads(path.read_text("utf-8"))
@@ -194,13 +220,15 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+    _output(proc)  # its output files, if any, go
 
 
 def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
     """SIGTERM and wait; (exit status, stdout, stderr)."""
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
-    # A daemon whose output went to a file gives None here.
+    if out is None and err is None:  # its output went to files (start_daemon_process)
+        return proc.returncode, *_output(proc)
     return proc.returncode, (out or b"").decode(), (err or b"").decode()
 
 
