@@ -138,8 +138,11 @@ class Database:
         return self.template
 
 
-def measure(db: Database, feed: Feeder, count: int, runs: int, batch: int) -> float:
-    """Median events/s of ``runs`` runs, each on a fresh database and a fresh daemon ingest."""
+def measure(
+    db: Database, feed: Feeder, count: int, runs: int, batch: int, *, actions: bool = True
+) -> float:
+    """Median events/s of ``runs`` runs, each on a fresh database and a fresh daemon ingest
+    (with the daemon's actions, or without any: ``actions``)."""
     rates: list[float] = []
     for _ in range(runs):
         recs = make_events(count)
@@ -150,9 +153,11 @@ def measure(db: Database, feed: Feeder, count: int, runs: int, batch: int) -> fl
             # (no rule or target configured: what each part costs when it has nothing to do).
             with tempfile.TemporaryDirectory() as home:
                 values = {**DEFAULTS, "default_region": "DE"}
-                actions = build_actions(values, home=Path(home), ini=None, engine=engine)
-                ingestor = Ingestor(engine, CallTracker(), batch_size=batch, observer=actions)
-                actions.start()
+                observer = build_actions(values, home=Path(home), ini=None, engine=engine)
+                ingestor = Ingestor(
+                    engine, CallTracker(), batch_size=batch, observer=observer if actions else None
+                )
+                observer.start()
                 ingestor.start(migrate=False)  # fresh() migrated it
                 try:
                     start = time.perf_counter()
@@ -160,7 +165,7 @@ def measure(db: Database, feed: Feeder, count: int, runs: int, batch: int) -> fl
                     elapsed = time.perf_counter() - start
                 finally:
                     ingestor.stop()
-                    actions.stop()
+                    observer.stop()
             with engine.connect() as conn:
                 stored = repo.max_cursor(conn)
                 calls = len(repo.list_calls(conn))
@@ -250,6 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate = measure(db, feed, count, args.runs, args.batch)
                 results[(db.label, name)] = rate
                 print(f"    {name:<28} {rate:>10,.0f} events/s")
+            if db.pg_url is None and not args.quick:
+                # What the actions cost: the same grouped run without them (the ingest alone).
+                bare = measure(db, modes[1][1], count, args.runs, args.batch, actions=False)
+                share = results[(db.label, modes[1][0])] / bare
+                label = "grouped, no actions"
+                print(f"    {label:<28} {bare:>10,.0f} events/s (with them: {share:.2f}x)")
             if db.pg_url is None:
                 # One run in quick mode: the smoke test only needs the line, not the median.
                 floor_runs = 1 if args.quick else args.runs
