@@ -267,3 +267,13 @@ class EventRecord:
             "ts": self.ts,
             "pid": self.pid,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Happened:
+    """One transition of one call: the call as it was saved (a copy), what happened, when
+    (fired by calls/transitions.py; acted on by rules and webhooks)."""
+
+    call: Call
+    transition: Transition
+    at: float

@@ -11,9 +11,10 @@ most once per call, across daemon restarts too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from microsip_bridge.model import Call, CallState, Direction, Outcome, Transition
+from microsip_bridge.model import Call, CallState, Direction, Happened, Outcome, Transition
+
+__all__ = ["HOLDS", "Happened", "fire"]
 
 HOLDS: dict[Transition, Callable[[Call], bool]] = {
     Transition.INCOMING: lambda c: c.direction is Direction.INCOMING,
@@ -28,15 +29,6 @@ HOLDS: dict[Transition, Callable[[Call], bool]] = {
     Transition.BUSY: lambda c: c.outcome in (Outcome.BUSY, Outcome.DECLINED),
     Transition.ENDED: lambda c: c.outcome is not None,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Happened:
-    """One transition of one call: the call as it was saved (a copy), what happened, when."""
-
-    call: Call
-    transition: Transition
-    at: float
 
 
 def fire(call: Call, now: float) -> list[Happened]:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from microsip_bridge.errors import BridgeError
 from microsip_bridge.microsip.contact import ContactIndex, match_key
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from microsip_bridge.contacts.crm import CrmLookup
-    from microsip_bridge.model import Call
+    from microsip_bridge.model import Call, Happened
 
 logger = logging.getLogger("microsip_bridge.names")
 
@@ -161,12 +161,11 @@ class CallerNames:
             if found is not None:
                 call.name, call.name_source = found.name, found.source
 
-    # Transitions (calls/transitions.py Happened, a layer this one may not import) need
-    # nothing from names: a call is named before it is saved.
-    def record(self, conn: Connection, happened: Sequence[Any]) -> None:
+    # Transitions need nothing from names: a call is named before it is saved.
+    def record(self, conn: Connection, happened: Sequence[Happened]) -> None:
         return None
 
-    def committed(self, happened: Sequence[Any]) -> None:
+    def committed(self, happened: Sequence[Happened]) -> None:
         return None
 
     def start(self) -> None:

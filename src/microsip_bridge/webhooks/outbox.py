@@ -14,8 +14,7 @@ from microsip_bridge.webhooks.payload import call_body, message_id
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from microsip_bridge.model import Call
-    from microsip_bridge.webhooks.payload import Happened
+    from microsip_bridge.model import Call, Happened
     from microsip_bridge.webhooks.targets import WebhookTarget
     from microsip_bridge.webhooks.worker import Worker
 

@@ -6,29 +6,15 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from microsip_bridge.model import Call, Transition, webhook_type
+from microsip_bridge.model import Happened, webhook_type
 
 if TYPE_CHECKING:
     from microsip_bridge.numbers import Normaliser
 
 # Bumped when a field changes meaning or goes away (added fields do not bump it).
 VERSION = 1
-
-
-class Happened(Protocol):
-    """What calls/transitions.py's ``Happened`` is to webhooks (a sibling layer: not
-    imported): one transition of one call, when."""
-
-    @property
-    def call(self) -> Call: ...
-
-    @property
-    def transition(self) -> Transition: ...
-
-    @property
-    def at(self) -> float: ...
 
 
 def iso_utc(ts: float) -> str:
